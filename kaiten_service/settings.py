@@ -1,0 +1,123 @@
+"""Service settings: the process environment first, then the project's `.env`.
+
+Meltano reads the same `.env`, so one file configures the pipeline and the
+service alike. Only non-secret knobs have defaults; the secret has none.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+# The secret travels in webhook URLs and Authorization headers; anything shorter
+# can be guessed from the outside by trying.
+MIN_SECRET_LENGTH = 16
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use; the message says which and how to fix it."""
+
+
+def _default_meltano() -> str:
+    # `make serve` runs from .venv/bin without activating it: prefer the meltano
+    # next to this interpreter so the same environment runs the pipeline.
+    candidate = Path(sys.executable).with_name("meltano")
+    return str(candidate) if candidate.exists() else "meltano"
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number: set it to seconds, e.g. {name}={default:g}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw} is below {minimum:g}: set it to at least {minimum:g} seconds")
+    return value
+
+
+def _command(env: Mapping[str, str], name: str, default: list[str]) -> list[str]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        parts = shlex.split(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} cannot be split into a command ({exc}): quote it like a shell line") from None
+    return parts
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment."""
+
+    # repr=False: a Settings object in a log line or traceback must not print secrets.
+    webhook_secret: str | None = field(repr=False)
+    database_url: str | None = field(repr=False)
+    project_root: Path
+    sync_command: list[str]
+    full_sync_command: list[str]
+    # What the run command sees: the process environment over `.env`, as meltano would merge them.
+    child_env: dict[str, str] = field(repr=False, default_factory=dict)
+    # A burst is over when no event arrived for this long...
+    debounce_seconds: float = 5.0
+    # ...but a steady stream of events must not postpone the run forever: the
+    # issue wants a changed card in PostgreSQL within a minute at 5 events/s.
+    max_delay_seconds: float = 30.0
+    history_size: int = 50
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def sync_enabled(self) -> bool:
+        return self.webhook_secret is not None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, project_root: Path | None = None) -> Settings:
+        process_env = dict(os.environ if environ is None else environ)
+        root = Path(process_env.get("KAITEN_PROJECT_ROOT") or project_root or Path.cwd()).resolve()
+        env: dict[str, str] = {}
+        dotenv_file = root / ".env"
+        if dotenv_file.is_file():
+            env.update({k: v for k, v in dotenv_values(dotenv_file).items() if v is not None})
+        env.update(process_env)
+
+        warnings: list[str] = []
+        secret = env.get("KAITEN_WEBHOOK_SECRET", "").strip() or None
+        if secret is None:
+            warnings.append(
+                "KAITEN_WEBHOOK_SECRET is not set: /api/sync*, /admin/sync and the webhook URL are DISABLED. "
+                "Set it in .env (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
+            )
+        elif len(secret) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"KAITEN_WEBHOOK_SECRET is too short ({len(secret)} characters): use at least "
+                f"{MIN_SECRET_LENGTH}, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+
+        meltano = _default_meltano()
+        debounce = _number(env, "KAITEN_SERVICE_DEBOUNCE_SECONDS", 5.0, 0.0)
+        max_delay = _number(env, "KAITEN_SERVICE_MAX_DELAY_SECONDS", 30.0, 0.0)
+        if max_delay < debounce:
+            raise SettingsError(
+                f"KAITEN_SERVICE_MAX_DELAY_SECONDS ({max_delay:g}) is below KAITEN_SERVICE_DEBOUNCE_SECONDS "
+                f"({debounce:g}): the longest wait cannot be shorter than the quiet period"
+            )
+        return cls(
+            webhook_secret=secret,
+            database_url=env.get("DATABASE_URL", "").strip() or None,
+            project_root=root,
+            sync_command=_command(env, "KAITEN_SERVICE_SYNC_COMMAND", [meltano, "run", "kaiten-sync"]),
+            full_sync_command=_command(env, "KAITEN_SERVICE_FULL_SYNC_COMMAND", [meltano, "run", "kaiten-full-sync"]),
+            debounce_seconds=debounce,
+            max_delay_seconds=max_delay,
+            child_env=env,
+            warnings=warnings,
+        )
