@@ -1,0 +1,1189 @@
+"""The sandbox's workspace: deterministic generation, rendering, /cards queries, mutations.
+
+Cards are kept compact (one slotted object of ints/strings each) and rendered to the
+API's JSON shape on demand, so 100,000 cards start in seconds and memory stays
+proportional to the data. Everything random comes from ``random.Random`` seeded by the
+workspace seed, so the same seed always yields the same workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+import uuid
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+COMPANY_ID = 1
+# Generated history lies in a fixed past window so the workspace does not depend on
+# the wall clock; mutations then stamp "now", which is always later.
+EPOCH_START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+EPOCH_END_MS = 1_780_272_000_000  # 2026-06-01T00:00:00Z
+
+_WORDS_RU = [
+    "Исправить", "Добавить", "Обновить", "Проверить", "Согласовать", "Подготовить",
+    "отчёт", "интеграцию", "оплату", "личный кабинет", "экспорт", "договор", "макет",
+    "сервер", "документацию", "релиз", "ёлку", "«быстрый» поиск",
+]
+_WORDS_EN = ["billing", "API", "onboarding", "dashboard", "webhook", "migration", "SSO"]
+_EMOJI = ["🚀", "🔥", "✅", "🐛", "📦", "👀", "💡", "⚠️", "🇷🇺", "👩‍💻"]
+_QUOTES = ['"кавычки"', "'single'", "«ёлочки»", "back\\slash", "<b>html</b>", "a & b"]
+_COLORS = list(range(1, 18))
+_FIRST = ["Анна", "Иван", "Мария", "Пётр", "Ольга", "Сергей", "Дарья", "Алексей", "Zoë", "Jean"]
+_LAST = ["Иванова", "Смирнов", "Кузнецова", "Попов", "Соколова", "Лебедев", "O'Brien", "Müller"]
+
+# Descriptions are drawn from a fixed pool so a card stores only an index.
+_DESCRIPTION_POOL_SIZE = 257
+
+
+def _build_descriptions(rng: random.Random) -> list[str]:
+    pool: list[str] = []
+    for i in range(_DESCRIPTION_POOL_SIZE):
+        lines = [
+            " ".join(rng.choice(_WORDS_RU) for _ in range(rng.randint(3, 12)))
+            for _ in range(rng.randint(1, 5))
+        ]
+        if i % 3 == 0:
+            lines.append(rng.choice(_EMOJI) + " " + rng.choice(_QUOTES))
+        if i % 5 == 0:
+            lines.append("- [ ] пункт\n- [x] готово\n\n```\ncode\t block\n```")
+        text = "\n".join(lines)
+        if i % 64 == 7:
+            # Real descriptions occasionally carry NUL bytes pasted from other tools;
+            # PostgreSQL text rejects them, so the pipeline must cope.
+            text += "\u0000хвост"
+        pool.append(text)
+    return pool
+
+
+def fmt_ts(ms: int | None) -> str | None:
+    """Kaiten's timestamp shape: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    if ms is None:
+        return None
+    s, m = divmod(ms, 1000)
+    t = time.gmtime(s)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{m:03d}Z"
+    )
+
+
+def fmt_date(ms: int | None) -> str | None:
+    return None if ms is None else fmt_ts(ms)[:10]  # type: ignore[index]
+
+
+class BadRequest(Exception):
+    """Client error that becomes a 400 with a Kaiten-style ``{"message": ...}`` body."""
+
+
+def parse_ts_param(name: str, raw: str) -> float:
+    """Parse an ISO 8601 query value into epoch milliseconds (fractional, exact to µs)."""
+    value = raw.strip()
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "+") if "T" in value else value)
+    except ValueError:
+        raise BadRequest(
+            f"{name} must be an ISO 8601 date-time like 2024-07-25T07:37:34.816Z, got {raw!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp() * 1000.0
+
+
+class Card:
+    """One card's state; rendered to JSON by :meth:`Workspace.render_card`."""
+
+    __slots__ = (
+        "archived_flag",
+        "asap",
+        "blocked",
+        "board_id",
+        "checklist_n",
+        "children_ids",
+        "column_changed_at",
+        "column_id",
+        "comment_last",
+        "comments_total",
+        "completed_at",
+        "created",
+        "descr",
+        "due_date",
+        "external_id",
+        "fifo_order",
+        "file_n",
+        "first_in_progress",
+        "history",
+        "id",
+        "lane_changed_at",
+        "lane_id",
+        "last_done",
+        "last_moved_at",
+        "members",
+        "owner_id",
+        "parents_ids",
+        "planned_end",
+        "planned_start",
+        "props",
+        "size",
+        "sort_order",
+        "state",
+        "tag_ids",
+        "time_blocked",
+        "time_spent",
+        "title",
+        "type_id",
+        "updated",
+        "updater_id",
+        "version",
+    )
+
+    id: int
+    title: str
+    descr: int  # index into the description pool, -1 for null
+    created: int
+    updated: int
+    board_id: int
+    column_id: int
+    lane_id: int
+    owner_id: int
+    type_id: int
+    updater_id: int
+    state: int
+    archived_flag: bool
+    version: int
+    sort_order: float
+    fifo_order: int
+    asap: bool
+    due_date: int | None
+    size: float | None
+    external_id: str | None
+    blocked: bool
+    members: tuple[tuple[int, int], ...]
+    tag_ids: tuple[int, ...]
+    props: dict[str, Any] | None
+    last_moved_at: int
+    lane_changed_at: int
+    column_changed_at: int
+    first_in_progress: int | None
+    last_done: int | None
+    completed_at: int | None
+    planned_start: int | None
+    planned_end: int | None
+    comments_total: int
+    comment_last: int | None
+    time_spent: int
+    time_blocked: int
+    checklist_n: int
+    file_n: int
+    # (changed_ms, board_id, column_id, lane_id, author_id, condition)
+    history: list[tuple[int, int, int, int, int, int]]
+    parents_ids: list[int]
+    children_ids: list[int]
+
+    @property
+    def condition(self) -> int:
+        return 2 if self.archived_flag else 1
+
+
+# Fields /cards can order by, with how to read them from a Card.
+ORDER_FIELDS: dict[str, Callable[[Card], Any]] = {
+    "id": lambda c: c.id,
+    "created": lambda c: c.created,
+    "updated": lambda c: c.updated,
+    "sort_order": lambda c: c.sort_order,
+    "fifo_order": lambda c: c.fifo_order,
+    "title": lambda c: c.title,
+    "board_id": lambda c: c.board_id,
+    "column_id": lambda c: c.column_id,
+    "lane_id": lambda c: c.lane_id,
+    "owner_id": lambda c: c.owner_id,
+    "type_id": lambda c: c.type_id,
+    "state": lambda c: c.state,
+    "condition": lambda c: c.condition,
+    "version": lambda c: c.version,
+    "last_moved_at": lambda c: c.last_moved_at,
+    "column_changed_at": lambda c: c.column_changed_at,
+}
+
+
+class Workspace:
+    """All entities of one generated Kaiten company plus the mutation log."""
+
+    def __init__(self, seed: int = 42, cards: int = 1000, token: str | None = None) -> None:
+        if cards < 0:
+            raise ValueError("cards must be 0 or more")
+        self.seed = seed
+        self.lock = threading.RLock()
+        self.generation = 0  # bumped on every write; invalidates query caches
+        self._query_cache: OrderedDict[tuple[Any, ...], list[Card]] = OrderedDict()
+        rng = random.Random(seed)
+        self.token = token or str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        self._descriptions = _build_descriptions(rng)
+        self._build_users(rng, cards)
+        self._build_catalog(rng, cards)
+        self._build_structure(rng, cards)
+        self.cards: dict[int, Card] = {}
+        self.deleted_card_ids: list[int] = []
+        self._build_cards(rng, cards)
+        self.next_card_id = max(self.cards, default=100_000) + 1
+        self.max_updated = max((c.updated for c in self.cards.values()), default=EPOCH_END_MS)
+        self._mutations = 0
+
+    # ----------------------------------------------------------------- ids and text
+    def uid(self, kind: str, ident: int | str) -> str:
+        digest = hashlib.md5(f"{self.seed}:{kind}:{ident}".encode(), usedforsecurity=False)
+        return str(uuid.UUID(bytes=digest.digest(), version=4))
+
+    def _title(self, rng: random.Random, n: int) -> str:
+        parts = [rng.choice(_WORDS_RU), rng.choice(_WORDS_RU).lower()]
+        roll = rng.random()
+        if roll < 0.15:
+            parts.append(rng.choice(_EMOJI))
+        elif roll < 0.25:
+            parts.append(rng.choice(_QUOTES))
+        elif roll < 0.35:
+            parts.append(rng.choice(_WORDS_EN))
+        return f"{' '.join(parts)} #{n}"
+
+    # ----------------------------------------------------------------- generation
+    def _build_users(self, rng: random.Random, n_cards: int) -> None:
+        n_users = min(400, 20 + n_cards // 250)
+        self.users: dict[int, dict[str, Any]] = {}
+        for i in range(n_users):
+            uid_ = 1000 + i
+            first, last = rng.choice(_FIRST), rng.choice(_LAST)
+            created = EPOCH_START_MS + rng.randrange(86_400_000 * 60)
+            active = i == 0 or rng.random() > 0.1
+            self.users[uid_] = {
+                "id": uid_,
+                "uid": self.uid("user", uid_),
+                "full_name": f"{first} {last}",
+                "username": f"user{uid_}",
+                "email": f"user{uid_}@example.test",
+                "avatar_initials_url": f"https://kaiten.test/avatars/{uid_}.png",
+                "avatar_uploaded_url": None,
+                "initials": (first[0] + last[0]).upper(),
+                "avatar_type": 1,
+                "lng": rng.choice(["ru", "en"]),
+                "timezone": "Europe/Moscow",
+                "theme": rng.choice(["light", "dark"]),
+                "activated": active,
+                "virtual": i > 0 and rng.random() < 0.05,
+                "role": 1 if i == 0 else rng.choice([1, 2, 2, 2, 3]),
+                "email_blocked": None,
+                "email_frequency": 1,
+                "email_settings": {"weekly_report": True, "mentions": rng.random() < 0.5},
+                "ui_version": 2,
+                "external": False,
+                "company_id": COMPANY_ID,
+                "default_space_id": None,
+                "permissions": {"can_create_spaces": i == 0, "is_admin": i == 0},
+                "settings": {"show_card_ids": True, "start_page": "spaces"},
+                "created": fmt_ts(created),
+                "updated": fmt_ts(created + rng.randrange(86_400_000 * 300)),
+            }
+        self.current_user_id = 1000
+        self.user_ids = list(self.users)
+        self.active_user_ids = [u["id"] for u in self.users.values() if u["activated"]]
+
+    def _build_catalog(self, rng: random.Random, n_cards: int) -> None:
+        self.tags: dict[int, dict[str, Any]] = {}
+        for i in range(min(150, 15 + n_cards // 700)):
+            tid = 500 + i
+            created = EPOCH_START_MS + rng.randrange(86_400_000 * 200)
+            name = rng.choice(["срочно", "bug", "клиент", "идея", "tech-debt", "🔥", "q3"])
+            self.tags[tid] = {
+                "id": tid,
+                "uid": self.uid("tag", tid),
+                "name": f"{name}-{i}",
+                "color": rng.choice(_COLORS),
+                "archived": rng.random() < 0.05,
+                "company_id": COMPANY_ID,
+                "created": fmt_ts(created),
+                "updated": fmt_ts(created + rng.randrange(86_400_000 * 30)),
+            }
+        self.tag_ids = list(self.tags)
+
+        self.card_types: dict[int, dict[str, Any]] = {}
+        for i, (name, letter) in enumerate(
+            [("Card", "C"), ("Bug", "B"), ("Задача", "З"), ("Epic", "E"), ("Старый тип", "S")]
+        ):
+            tid = 10 + i
+            created = EPOCH_START_MS + i * 1000
+            self.card_types[tid] = {
+                "id": tid,
+                "uid": self.uid("type", tid),
+                "name": name,
+                "letter": letter,
+                "color": _COLORS[i],
+                "archived": i == 4,
+                "company_id": COMPANY_ID,
+                "properties": {"id_101": {"required": i == 1}} if i < 2 else None,
+                "suggest_fields": i == 1,
+                "description_template": "Шаги:\n1.\n2." if i == 1 else None,
+                "created": fmt_ts(created),
+                "updated": fmt_ts(created + 86_400_000),
+            }
+        self.live_type_ids = [t for t, v in self.card_types.items() if not v["archived"]]
+
+        # id, name, type, multi_select, values
+        specs: list[tuple[int, str, str, bool, list[str]]] = [
+            (101, "Оценка, ч", "number", False, []),
+            (102, "Клиент", "string", False, []),
+            (103, "Приоритет", "select", False, ["Низкий", "Средний", "Высокий", "🔥"]),
+            (104, "Компоненты", "select", True, ["backend", "frontend", "mobile", "infra"]),
+            (105, "Дата релиза", "date", False, []),
+            (106, "Готово к демо", "checkbox", False, []),
+            (107, "Ссылка", "url", False, []),
+            (108, "Удалённое поле", "string", False, []),
+        ]
+        self.custom_properties: dict[int, dict[str, Any]] = {}
+        self.select_values: dict[int, list[dict[str, Any]]] = {}
+        for pid, name, ptype, multi, values in specs:
+            created = EPOCH_START_MS + pid * 60_000
+            self.custom_properties[pid] = {
+                "id": pid,
+                "uid": self.uid("prop", pid),
+                "name": name,
+                "type": ptype,
+                "condition": "inactive" if pid == 108 else "active",
+                "multi_select": multi,
+                "multiline": ptype == "string",
+                "values_type": None,
+                "values_creatable_by_users": ptype == "select",
+                "show_on_facade": pid in (103, 104),
+                "fields_settings": None,
+                "author_id": 1000,
+                "company_id": COMPANY_ID,
+                "external_id": None,
+                "data": None,
+                "created": fmt_ts(created),
+                "updated": fmt_ts(created + 3_600_000),
+            }
+            self.select_values[pid] = [
+                {
+                    "id": pid * 100 + j,
+                    "uid": self.uid("propval", pid * 100 + j),
+                    "value": v,
+                    "color": _COLORS[j],
+                    "condition": "active",
+                    "sort_order": float(j),
+                    "custom_property_id": pid,
+                    "author_id": 1000,
+                    "company_id": COMPANY_ID,
+                    "created": fmt_ts(created),
+                    "updated": fmt_ts(created),
+                }
+                for j, v in enumerate(values, start=1)
+            ]
+
+    def _build_structure(self, rng: random.Random, n_cards: int) -> None:
+        n_spaces = min(60, 3 + n_cards // 2000)
+        self.spaces: dict[int, dict[str, Any]] = {}
+        self.space_order: list[int] = []
+        for i in range(n_spaces):
+            sid = 200 + i
+            parent = self.spaces[200 + rng.randrange(i)] if i >= 2 and rng.random() < 0.4 else None
+            created = EPOCH_START_MS + i * 86_400_000
+            uid_ = self.uid("space", sid)
+            self.spaces[sid] = {
+                "id": sid,
+                "uid": uid_,
+                "title": f"{rng.choice(['Разработка', 'Маркетинг', 'Support', 'Продажи 💰'])} {i}",
+                "created": fmt_ts(created),
+                "updated": fmt_ts(created + rng.randrange(86_400_000 * 400)),
+                "archived": i > 2 and rng.random() < 0.05,
+                "access": rng.choice(["for_everyone", "by_invite"]),
+                "for_everyone_access_role_id": None,
+                "entity_type": "space",
+                "path": f"{parent['path']}.{sid}" if parent else str(sid),
+                "sort_order": float(i + 1),
+                "parent_entity_uid": parent["uid"] if parent else None,
+                "company_id": COMPANY_ID,
+                "allowed_card_type_ids": None,
+                "external_id": None if rng.random() < 0.8 else f"ext-space-{sid}",
+                "settings": {"timeline": {"startHour": 9, "endHour": 18}},
+                "author_uid": self.users[1000]["uid"],
+                "description": None,
+            }
+            self.space_order.append(sid)
+
+        n_boards = min(400, 2 * n_spaces + n_cards // 1000)
+        self.boards: dict[int, dict[str, Any]] = {}
+        self.columns: dict[int, dict[str, Any]] = {}  # every column, sub or top, flat
+        self.top_columns: dict[int, list[int]] = {}  # board -> top-level column ids
+        self.sub_columns: dict[int, list[int]] = {}  # top column -> subcolumn ids
+        self.leaf_columns: dict[int, list[int]] = {}  # board -> columns a card can sit in
+        self.lanes: dict[int, dict[str, Any]] = {}
+        self.board_lanes: dict[int, list[int]] = {}
+        self.space_boards: list[tuple[int, int]] = []
+        next_col, next_lane = 3000, 8000
+        for b in range(n_boards):
+            bid = 300 + b
+            space_id = self.space_order[b % n_spaces]
+            created = EPOCH_START_MS + rng.randrange(86_400_000 * 100)
+            self.boards[bid] = {
+                "id": bid,
+                "uid": self.uid("board", bid),
+                "title": f"Доска {b} {rng.choice(_EMOJI) if b % 4 == 0 else ''}".strip(),
+                "description": None if b % 3 else "Описание доски\nс переносом",
+                "created": fmt_ts(created),
+                "updated": fmt_ts(created + rng.randrange(86_400_000 * 200)),
+                "external_id": None,
+                "default_card_type_id": 10,
+                "card_properties": [{"id": 103, "required": False}] if b % 2 else None,
+                "cell_wip_limits": None,
+                "email_key": f"board{bid}",
+                "move_parents_to_done": False,
+                "default_tags": None,
+                "first_image_is_cover": False,
+                "reset_lane_spent_time": False,
+                "backward_moves_enabled": True,
+                "auto_assign_enabled": False,
+                "automove_cards": False,
+                "space_id": space_id,
+                "sort_order": float(b + 1),
+                "top": 10 + 400 * (b // n_spaces),
+                "left": 10,
+                "type": 1,
+                "archived": False,
+                "company_id": COMPANY_ID,
+            }
+            self.space_boards.append((space_id, bid))
+            if n_spaces > 1 and rng.random() < 0.15:
+                other = self.space_order[(b + 1 + rng.randrange(n_spaces - 1)) % n_spaces]
+                self.space_boards.append((other, bid))
+            # columns: queue, in progress (maybe with subcolumns), done
+            tops: list[int] = []
+            leaves: list[int] = []
+            kinds = [1] + [2] * rng.randint(1, 3) + [3]
+            for k, ctype in enumerate(kinds):
+                cid = next_col
+                next_col += 1
+                tops.append(cid)
+                self.columns[cid] = self._column(rng, cid, bid, None, k, ctype, created)
+                subs: list[int] = []
+                if ctype == 2 and rng.random() < 0.4:
+                    for s in range(rng.randint(2, 3)):
+                        sc = next_col
+                        next_col += 1
+                        subs.append(sc)
+                        self.columns[sc] = self._column(rng, sc, bid, cid, s, ctype, created)
+                self.sub_columns[cid] = subs
+                leaves.extend(subs or [cid])
+            self.top_columns[bid] = tops
+            self.leaf_columns[bid] = leaves
+            lane_ids: list[int] = []
+            for k in range(rng.randint(1, 3)):
+                lid = next_lane
+                next_lane += 1
+                lane_ids.append(lid)
+                self.lanes[lid] = {
+                    "id": lid,
+                    "uid": self.uid("lane", lid),
+                    "title": "Default" if k == 0 else f"Дорожка {k} «{rng.choice(_WORDS_EN)}»",
+                    "sort_order": float(k + 1),
+                    "row_count": 1,
+                    "wip_limit": None,
+                    "wip_limit_type": 1,
+                    "board_id": bid,
+                    "condition": 1,
+                    "default_card_type_id": None,
+                    "external_id": None,
+                    "created": fmt_ts(created),
+                    "updated": fmt_ts(created + k * 1000),
+                }
+            if rng.random() < 0.2:  # an archived lane that still lists in /lanes
+                lid = next_lane
+                next_lane += 1
+                self.lanes[lid] = dict(
+                    self.lanes[lane_ids[0]],
+                    id=lid,
+                    uid=self.uid("lane", lid),
+                    title="Архив",
+                    condition=2,
+                    sort_order=99.0,
+                )
+                self.board_lanes[bid] = [*lane_ids, lid]
+            else:
+                self.board_lanes[bid] = lane_ids
+        self.board_ids = list(self.boards)
+        self.board_spaces: dict[int, list[int]] = {}
+        for sid, bid in self.space_boards:
+            self.board_spaces.setdefault(bid, []).append(sid)
+
+    def _column(
+        self,
+        rng: random.Random,
+        cid: int,
+        bid: int,
+        parent: int | None,
+        k: int,
+        ctype: int,
+        created: int,
+    ) -> dict[str, Any]:
+        names = {1: "Очередь", 2: "В работе", 3: "Готово ✅"}
+        return {
+            "id": cid,
+            "uid": self.uid("column", cid),
+            "title": f"{names[ctype]} {k}" if parent is None else f"Этап {k + 1}",
+            "sort_order": float(k + 1),
+            "type": ctype,
+            "wip_limit": rng.choice([None, None, 5, 10]),
+            "wip_limit_type": 1,
+            "col_count": 1,
+            "board_id": bid,
+            "column_id": parent,
+            "archive_after_days": 30 if ctype == 3 and rng.random() < 0.5 else -1,
+            "rules": 0,
+            "pause_sla": False,
+            "external_id": None,
+            "created": fmt_ts(created),
+            "updated": fmt_ts(created + cid),
+        }
+
+    def _live_lanes(self, bid: int) -> list[int]:
+        return [lid for lid in self.board_lanes[bid] if self.lanes[lid]["condition"] == 1]
+
+    def _build_cards(self, rng: random.Random, n: int) -> None:
+        span = EPOCH_END_MS - EPOCH_START_MS
+        # Bulk edits: a few hundred instants each shared by many cards.
+        bulk = sorted(EPOCH_START_MS + rng.randrange(span) for _ in range(max(1, n // 40)))
+        live_lanes = {b: self._live_lanes(b) for b in self.board_ids}
+        users, types, tags = self.active_user_ids, self.live_type_ids, self.tag_ids
+        rnd, randrange, choice = rng.random, rng.randrange, rng.choice
+        col_type = {cid: c["type"] for cid, c in self.columns.items()}
+        for i in range(n):
+            c = Card()
+            cid = 100_000 + i * 3 + (i % 3 == 0)  # gaps: real ids are not dense
+            c.id = cid
+            c.title = self._title(rng, cid)
+            c.descr = -1 if rnd() < 0.3 else randrange(_DESCRIPTION_POOL_SIZE)
+            created = EPOCH_START_MS + randrange(span - 86_400_000)
+            c.created = created
+            if rnd() < 0.3:
+                k = bisect_left(bulk, created)
+                updated = bulk[k + randrange(len(bulk) - k)] if k < len(bulk) else created
+            else:
+                updated = created + randrange(min(EPOCH_END_MS - created, 86_400_000 * 120))
+            c.updated = updated
+            bid = choice(self.board_ids)
+            c.board_id = bid
+            column = choice(self.leaf_columns[bid])
+            c.column_id = column
+            c.lane_id = choice(live_lanes[bid])
+            c.owner_id = choice(users)
+            c.updater_id = choice(users)
+            c.type_id = choice(types)
+            c.state = col_type[column]
+            c.archived_flag = rnd() < 0.12
+            c.version = 1 + randrange(30)
+            c.sort_order = round(rnd() * 1000, 6)
+            c.fifo_order = i
+            c.asap = rnd() < 0.05
+            c.due_date = created + randrange(86_400_000 * 60) if rnd() < 0.3 else None
+            c.size = (float(randrange(1, 13)) if rnd() < 0.5 else round(rnd() * 8, 2)) if (
+                rnd() < 0.4
+            ) else None
+            c.external_id = f"JIRA-{cid}" if rnd() < 0.05 else None
+            c.blocked = rnd() < 0.04
+            nm = randrange(4)
+            members = rng.sample(users, min(nm, len(users))) if nm else []
+            c.members = tuple((u, 2 if j == 0 else 1) for j, u in enumerate(members))
+            nt = randrange(4) if rnd() < 0.6 else 0
+            c.tag_ids = tuple(sorted(rng.sample(tags, min(nt, len(tags))))) if nt else ()
+            c.props = self._random_props(rng) if rnd() < 0.7 else None
+            moved = created + (updated - created) // 2
+            c.last_moved_at = moved
+            c.column_changed_at = moved
+            c.lane_changed_at = created
+            c.first_in_progress = moved if c.state >= 2 else None
+            c.last_done = moved if c.state == 3 else None
+            c.completed_at = moved if c.state == 3 else None
+            if rnd() < 0.2:
+                c.planned_start = created
+                c.planned_end = created + randrange(1, 30) * 86_400_000
+            else:
+                c.planned_start = c.planned_end = None
+            c.comments_total = randrange(4) if rnd() < 0.5 else 0
+            c.comment_last = moved if c.comments_total else None
+            c.time_spent = randrange(600) if rnd() < 0.2 else 0
+            c.time_blocked = randrange(3000) if c.blocked else 0
+            c.checklist_n = randrange(3) if rnd() < 0.25 else 0
+            c.file_n = randrange(3) if rnd() < 0.15 else 0
+            author = c.owner_id
+            c.history = [(created, bid, choice(self.leaf_columns[bid]), c.lane_id, author, 1)]
+            if moved > created:
+                c.history.append((moved, bid, column, c.lane_id, c.updater_id, 1))
+            else:
+                c.history[0] = (created, bid, column, c.lane_id, author, 1)
+            if c.archived_flag:
+                c.history.append((updated, bid, column, c.lane_id, c.updater_id, 2))
+            c.parents_ids = []
+            c.children_ids = []
+            self.cards[cid] = c
+        # A few parent/child links so the arrays are not always empty.
+        ids = list(self.cards)
+        for _ in range(len(ids) // 50):
+            parent, child = rng.sample(ids, 2)
+            if child not in self.cards[parent].children_ids:
+                self.cards[parent].children_ids.append(child)
+                self.cards[child].parents_ids.append(parent)
+
+    def _random_props(self, rng: random.Random) -> dict[str, Any]:
+        props: dict[str, Any] = {}
+        if rng.random() < 0.6:
+            props["id_101"] = rng.choice([1, 2, 3, 5, 8, 13, 0.5, 2.75])
+        if rng.random() < 0.4:
+            props["id_102"] = rng.choice(["ООО «Ромашка»", 'ACME "Corp"', "Клиент\nс переносом"])
+        if rng.random() < 0.5:
+            props["id_103"] = [rng.choice(self.select_values[103])["id"]]
+        if rng.random() < 0.4:
+            props["id_104"] = sorted(
+                v["id"] for v in rng.sample(self.select_values[104], rng.randint(1, 3))
+            )
+        if rng.random() < 0.2:
+            props["id_105"] = {"date": "2026-03-0" + str(rng.randint(1, 9)), "time": None}
+        if rng.random() < 0.2:
+            props["id_106"] = rng.random() < 0.5
+        if rng.random() < 0.1:
+            props["id_107"] = "https://example.test/?q=1&r=ё"
+        return props
+
+    # ----------------------------------------------------------------- rendering
+    def user_short(self, user_id: int) -> dict[str, Any]:
+        u = self.users[user_id]
+        return {
+            "id": u["id"],
+            "uid": u["uid"],
+            "full_name": u["full_name"],
+            "username": u["username"],
+            "email": u["email"],
+            "avatar_initials_url": u["avatar_initials_url"],
+            "avatar_uploaded_url": None,
+            "initials": u["initials"],
+            "avatar_type": 1,
+            "activated": u["activated"],
+            "virtual": u["virtual"],
+        }
+
+    def column_short(self, column_id: int) -> dict[str, Any]:
+        col = self.columns[column_id]
+        out = {
+            "id": col["id"],
+            "uid": col["uid"],
+            "title": col["title"],
+            "sort_order": col["sort_order"],
+            "type": col["type"],
+            "board_id": col["board_id"],
+            "column_id": col["column_id"],
+            "wip_limit": col["wip_limit"],
+            "col_count": col["col_count"],
+        }
+        if col["column_id"] is not None:
+            out["parent"] = self.column_short(col["column_id"])
+        return out
+
+    def render_card(self, c: Card, *, detail: bool = True, description: bool = True) -> dict:
+        board = self.boards[c.board_id]
+        lane = self.lanes[c.lane_id]
+        ctype = self.card_types[c.type_id]
+        space = self.spaces[board["space_id"]]
+        tags = self.tags
+        key = f"{ctype['letter']}-{c.id}"
+        card: dict[str, Any] = {
+            "id": c.id,
+            "uid": self.uid("card", c.id),
+            "title": c.title,
+            "description": None if c.descr < 0 else self._descriptions[c.descr],
+            "asap": c.asap,
+            "created": fmt_ts(c.created),
+            "updated": fmt_ts(c.updated),
+            "archived": c.archived_flag,
+            "condition": c.condition,
+            "state": c.state,
+            "sort_order": c.sort_order,
+            "fifo_order": c.fifo_order,
+            "due_date": fmt_ts(c.due_date),
+            "due_date_time_present": c.due_date is not None and c.due_date % 2 == 0,
+            "board_id": c.board_id,
+            "column_id": c.column_id,
+            "lane_id": c.lane_id,
+            "owner_id": c.owner_id,
+            "type_id": c.type_id,
+            "updater_id": c.updater_id,
+            "version": c.version,
+            "size": c.size,
+            "size_unit": "ч" if c.size is not None else None,
+            "size_text": None if c.size is None else f"{c.size:g} ч",
+            "sprint_id": None,
+            "external_id": c.external_id,
+            "source": "app" if c.id % 7 else "api",
+            "key": key,
+            "public": False,
+            "share_id": None,
+            "share_settings": None,
+            "blocked": c.blocked,
+            "blocking_card": False,
+            "blockers": (
+                [{"id": c.id * 10, "reason": "Ждём ответа «клиента»", "released": False}]
+                if c.blocked
+                else []
+            ),
+            "last_moved_at": fmt_ts(c.last_moved_at),
+            "lane_changed_at": fmt_ts(c.lane_changed_at),
+            "column_changed_at": fmt_ts(c.column_changed_at),
+            "first_moved_to_in_progress_at": fmt_ts(c.first_in_progress),
+            "last_moved_to_done_at": fmt_ts(c.last_done),
+            "completed_at": fmt_ts(c.completed_at),
+            "completed_on_time": None if c.completed_at is None else c.id % 3 != 0,
+            "planned_start": fmt_date(c.planned_start),
+            "planned_end": fmt_date(c.planned_end),
+            "comments_total": c.comments_total,
+            "comment_last_added_at": fmt_ts(c.comment_last),
+            "time_spent_sum": c.time_spent,
+            "time_blocked_sum": c.time_blocked,
+            "estimate_workload": 0,
+            "parents_ids": list(c.parents_ids),
+            "children_ids": list(c.children_ids),
+            "parents_count": len(c.parents_ids),
+            "children_count": len(c.children_ids),
+            "children_done": sum(
+                1 for ch in c.children_ids if ch in self.cards and self.cards[ch].state == 3
+            ),
+            "goals_total": 0,
+            "goals_done": 0,
+            "tag_ids": list(c.tag_ids),
+            "properties": dict(c.props) if c.props else None,
+            "email": f"board{c.board_id}+{c.id}@mail.kaiten.test",
+            "service_id": None,
+            "external_user_emails": None,
+            "has_blocked_children": False,
+            "description_filled": c.descr >= 0,
+            "counters_recalculated_at": fmt_ts(c.updated),
+            "cardRole": 1,
+            "expires_later": False,
+            "sd_new_comment": False,
+            "import_id": None,
+            "owner_email": self.users[c.owner_id]["email"],
+            "owner": self.user_short(c.owner_id),
+            "type": {
+                "id": ctype["id"],
+                "uid": ctype["uid"],
+                "name": ctype["name"],
+                "letter": ctype["letter"],
+                "color": ctype["color"],
+                "archived": ctype["archived"],
+                "company_id": COMPANY_ID,
+            },
+            "board": {
+                "id": board["id"],
+                "uid": board["uid"],
+                "title": board["title"],
+                "external_id": board["external_id"],
+                "card_properties": board["card_properties"],
+                "space_id": board["space_id"],
+            },
+            "column": self.column_short(c.column_id),
+            "lane": {
+                "id": lane["id"],
+                "uid": lane["uid"],
+                "title": lane["title"],
+                "sort_order": lane["sort_order"],
+                "condition": lane["condition"],
+                "board_id": lane["board_id"],
+            },
+            "members": [
+                dict(self.user_short(u), type=t, card_id=c.id, user_id=u) for u, t in c.members
+            ],
+            "tags": [
+                {
+                    "id": t,
+                    "uid": tags[t]["uid"],
+                    "name": tags[t]["name"],
+                    "color": tags[t]["color"],
+                    "tag_id": t,
+                    "card_id": c.id,
+                }
+                for t in c.tag_ids
+            ],
+            "files": self._files(c),
+            "path_data": {
+                "space": {"id": space["id"], "uid": space["uid"], "title": space["title"]},
+                "board": {"id": board["id"], "uid": board["uid"], "title": board["title"]},
+            },
+        }
+        if detail:
+            card["checklists"] = self._checklists(c)
+        else:
+            # The list endpoint leaves out checklists, and description unless asked for
+            # with additional_card_fields=description (as Kaiten does).
+            if not description:
+                del card["description"]
+        return card
+
+    def _files(self, c: Card) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": c.id * 10 + k,
+                "uid": self.uid("file", c.id * 10 + k),
+                "name": ["скриншот.png", "ТЗ v2 (финал).docx", "log.txt"][k],
+                "url": f"https://files.kaiten.test/{c.id}/{k}",
+                "size": 1024 * (k + 1) + c.id % 1000,
+                "type": 1,
+                "mime_type": ["image/png", "application/msword", "text/plain"][k],
+                "card_id": c.id,
+                "author_id": c.owner_id,
+                "deleted": False,
+                "external": False,
+                "sort_order": float(k + 1),
+                "created": fmt_ts(c.created + k * 1000),
+                "updated": fmt_ts(c.created + k * 1000),
+            }
+            for k in range(c.file_n)
+        ]
+
+    def _checklists(self, c: Card) -> list[dict[str, Any]]:
+        out = []
+        for k in range(c.checklist_n):
+            lid = c.id * 10 + k
+            items = []
+            for j in range(1 + (c.id + k) % 4):
+                iid = lid * 10 + j
+                checked = (c.id + j) % 2 == 0
+                items.append(
+                    {
+                        "id": iid,
+                        "uid": self.uid("checkitem", iid),
+                        "text": ["Проверить", "Согласовать «макет»", "Deploy 🚀", "QA"][j],
+                        "sort_order": float(j + 1),
+                        "checked": checked,
+                        "checker_id": c.owner_id if checked else None,
+                        "user_id": c.owner_id,
+                        "checked_at": fmt_ts(c.created + 60_000) if checked else None,
+                        "responsible_id": None,
+                        "due_date": None,
+                        "checklist_id": lid,
+                        "created": fmt_ts(c.created),
+                        "updated": fmt_ts(c.created + 60_000),
+                    }
+                )
+            out.append(
+                {
+                    "id": lid,
+                    "uid": self.uid("checklist", lid),
+                    "name": "Чек-лист" if k == 0 else f"Checklist {k}",
+                    "sort_order": float(k + 1),
+                    "policy_id": None,
+                    "card_id": c.id,
+                    "created": fmt_ts(c.created),
+                    "updated": fmt_ts(c.created + 60_000),
+                    "items": items,
+                }
+            )
+        return out
+
+    def comments(self, c: Card) -> list[dict[str, Any]]:
+        rng = random.Random(c.id * 7919 + self.seed)
+        out = []
+        last = c.comment_last or c.created
+        for k in range(c.comments_total):
+            created = c.created + (last - c.created) * (k + 1) // c.comments_total
+            edited = rng.random() < 0.2
+            author = rng.choice(self.active_user_ids)
+            out.append(
+                {
+                    "id": c.id * 16 + k,
+                    "uid": self.uid("comment", c.id * 16 + k),
+                    "card_id": c.id,
+                    "author_id": author,
+                    "text": rng.choice(
+                        [
+                            "Готово 👍",
+                            'Посмотри, пожалуйста "это"\nи это',
+                            "<p>html <b>comment</b></p>",
+                            "@user1000 уточни срок",
+                        ]
+                    ),
+                    "type": 2 if k % 3 == 2 else 1,
+                    "edited": edited,
+                    "internal": False,
+                    "deleted": False,
+                    "sd_description": False,
+                    "author": self.user_short(author),
+                    "created": fmt_ts(created),
+                    "updated": fmt_ts(created + (3_600_000 if edited else 0)),
+                }
+            )
+        return out
+
+    def location_history(self, c: Card) -> list[dict[str, Any]]:
+        out = []
+        for k, (changed, bid, col, lane, author, cond) in enumerate(c.history):
+            parent = self.columns[col]["column_id"]
+            out.append(
+                {
+                    "id": str(c.id * 1000 + k),
+                    "card_id": c.id,
+                    "board_id": bid,
+                    "column_id": parent if parent is not None else col,
+                    "subcolumn_id": col if parent is not None else None,
+                    "lane_id": lane,
+                    "sprint_id": None,
+                    "author_id": author,
+                    "condition": cond,
+                    "changed": fmt_ts(changed),
+                    "author": self.user_short(author),
+                }
+            )
+        return out
+
+    def space_json(self, sid: int, *, with_boards: bool) -> dict[str, Any]:
+        space = dict(self.spaces[sid])
+        if with_boards:
+            space["boards"] = [self.board_short(bid) for s, bid in self.space_boards if s == sid]
+        return space
+
+    def board_short(self, bid: int) -> dict[str, Any]:
+        b = self.boards[bid]
+        return {
+            "id": b["id"],
+            "uid": b["uid"],
+            "title": b["title"],
+            "external_id": b["external_id"],
+            "sort_order": b["sort_order"],
+            "top": b["top"],
+            "left": b["left"],
+            "type": b["type"],
+            "space_id": b["space_id"],
+        }
+
+    def columns_json(self, bid: int) -> list[dict[str, Any]]:
+        out = []
+        for cid in self.top_columns[bid]:
+            col = dict(self.columns[cid])
+            col["subcolumns"] = [dict(self.columns[s]) for s in self.sub_columns[cid]]
+            out.append(col)
+        return out
+
+    def lanes_json(self, bid: int) -> list[dict[str, Any]]:
+        return [dict(self.lanes[lid]) for lid in self.board_lanes[bid]]
+
+    def board_json(self, bid: int, *, with_cards: bool) -> dict[str, Any]:
+        board = dict(self.boards[bid])
+        board["columns"] = self.columns_json(bid)
+        board["lanes"] = self.lanes_json(bid)
+        if with_cards:
+            board["cards"] = [
+                self.render_card(c, detail=False, description=False)
+                for c in sorted(self.cards.values(), key=lambda x: x.id)
+                if c.board_id == bid
+            ]
+        return board
+
+    def visible_tags(self) -> list[dict[str, Any]]:
+        # Kaiten lists only tags that sit on at least one card.
+        used = {t for c in self.cards.values() for t in c.tag_ids}
+        return [dict(self.tags[t]) for t in sorted(used)]
+
+    def custom_property_json(self, pid: int, *, include_values: bool) -> dict[str, Any]:
+        prop = dict(self.custom_properties[pid])
+        if include_values and prop["type"] == "select":
+            prop["values"] = [dict(v) for v in self.select_values[pid]]
+        return prop
+
+    # ----------------------------------------------------------------- truth
+    def truth(self) -> dict[str, Any]:
+        with self.lock:
+            cards = sorted(self.cards.values(), key=lambda c: c.id)
+            return {
+                "spaces": [self.space_json(s, with_boards=False) for s in self.space_order],
+                "boards": [self.board_json(b, with_cards=False) for b in self.board_ids],
+                "columns": [col for b in self.board_ids for col in self.columns_json(b)],
+                "lanes": [lane for b in self.board_ids for lane in self.lanes_json(b)],
+                "cards": [self.render_card(c) for c in cards],
+                "users": [dict(u) for u in self.users.values()],
+                "tags": self.visible_tags(),
+                "card_types": [dict(t) for t in self.card_types.values()],
+                "custom_properties": [
+                    self.custom_property_json(p, include_values=True)
+                    for p in self.custom_properties
+                ],
+                "card_location_history": [h for c in cards for h in self.location_history(c)],
+                "card_comments": [m for c in cards for m in self.comments(c)],
+                "deleted_card_ids": list(self.deleted_card_ids),
+                "space_boards": [[s, b] for s, b in self.space_boards],
+            }
+
+    # ----------------------------------------------------------------- /cards query
+    def query_cards(self, key: tuple[Any, ...], build: Callable[[], list[Card]]) -> list[Card]:
+        """Memoise one filtered+ordered result per query so offset paging is cheap."""
+        with self.lock:
+            full_key = (self.generation, *key)
+            hit = self._query_cache.get(full_key)
+            if hit is not None:
+                self._query_cache.move_to_end(full_key)
+                return hit
+            result = build()
+            self._query_cache[full_key] = result
+            while len(self._query_cache) > 64:
+                self._query_cache.popitem(last=False)
+            return result
+
+    # ----------------------------------------------------------------- mutations
+    def _now(self, bump: int = 0) -> int:
+        """A fresh `updated` value: real clock, never earlier than any existing one."""
+        now = int(time.time() * 1000)
+        value = max(now, self.max_updated + bump)
+        self.max_updated = value
+        return value
+
+    def mutate(self, counts: dict[str, int], seed: int | None = None) -> dict[str, list[int]]:
+        with self.lock:
+            self._mutations += 1
+            rng = random.Random(seed if seed is not None else self.seed * 1_000_003 + self._mutations)
+            out: dict[str, list[int]] = {
+                "created": [],
+                "updated": [],
+                "moved": [],
+                "archived": [],
+                "unarchived": [],
+                "deleted": [],
+                "touched": [],
+            }
+            live = sorted(cid for cid, c in self.cards.items() if not c.archived_flag)
+            archived = sorted(cid for cid, c in self.cards.items() if c.archived_flag)
+
+            def pick(pool: list[int], n: int) -> list[int]:
+                chosen = rng.sample(pool, min(n, len(pool)))
+                taken = set(chosen)
+                pool[:] = [x for x in pool if x not in taken]
+                return chosen
+
+            for _ in range(counts.get("create", 0)):
+                out["created"].append(self._create(rng))
+            for cid in pick(live, counts.get("update", 0)):
+                self._update(rng, self.cards[cid])
+                out["updated"].append(cid)
+            for cid in pick(live, counts.get("move", 0)):
+                self._move(rng, self.cards[cid])
+                out["moved"].append(cid)
+            for cid in pick(live, counts.get("archive", 0)):
+                self._set_archived(self.cards[cid], archived=True)
+                out["archived"].append(cid)
+            for cid in pick(archived, counts.get("unarchive", 0)):
+                self._set_archived(self.cards[cid], archived=False)
+                out["unarchived"].append(cid)
+            for cid in pick(live + archived, counts.get("delete", 0)):
+                self._delete(cid)
+                out["deleted"].append(cid)
+            n_touch = counts.get("touch_same_ms", 0)
+            if n_touch:
+                stamp = self._now(1)
+                for cid in pick(live, n_touch):
+                    c = self.cards[cid]
+                    c.title = c.title.split(" ✎", 1)[0] + f" ✎{c.version + 1}"
+                    c.updated = stamp
+                    c.version += 1
+                    out["touched"].append(cid)
+            self.generation += 1
+            return out
+
+    def touch_for_paging(self, n: int) -> list[int]:
+        """Update n live cards: used by the mutate-while-paging fault."""
+        return self.mutate({"update": n})["updated"]
+
+    def _bump(self, c: Card) -> None:
+        c.updated = self._now(1)
+        c.version += 1
+        c.updater_id = self.current_user_id
+
+    def _create(self, rng: random.Random) -> int:
+        cid = self.next_card_id
+        self.next_card_id += 1
+        if not self.board_ids:
+            raise BadRequest("this workspace has no boards to create cards on")
+        c = Card()
+        c.id = cid
+        bid = rng.choice(self.board_ids)
+        col = self.leaf_columns[bid][0]
+        lane = self._live_lanes(bid)[0]
+        now = self._now(1)
+        c.title, c.descr = self._title(rng, cid), rng.randrange(_DESCRIPTION_POOL_SIZE)
+        c.created = c.updated = now
+        c.board_id, c.column_id, c.lane_id = bid, col, lane
+        c.owner_id = c.updater_id = self.current_user_id
+        c.type_id = rng.choice(self.live_type_ids)
+        c.state, c.archived_flag, c.version = self.columns[col]["type"], False, 1
+        c.sort_order, c.fifo_order = round(rng.random() * 1000, 6), cid
+        c.asap, c.due_date, c.size, c.external_id, c.blocked = False, None, None, None, False
+        c.members = ((self.current_user_id, 2),)
+        c.tag_ids = (rng.choice(self.tag_ids),) if self.tag_ids else ()
+        c.props = self._random_props(rng)
+        c.last_moved_at = c.column_changed_at = c.lane_changed_at = now
+        c.first_in_progress = now if c.state >= 2 else None
+        c.last_done = c.completed_at = now if c.state == 3 else None
+        c.planned_start = c.planned_end = None
+        c.comments_total, c.comment_last = 0, None
+        c.time_spent = c.time_blocked = 0
+        c.checklist_n, c.file_n = 0, 0
+        c.history = [(now, bid, col, lane, self.current_user_id, 1)]
+        c.parents_ids, c.children_ids = [], []
+        self.cards[cid] = c
+        return cid
+
+    def _update(self, rng: random.Random, c: Card) -> None:
+        what = rng.randrange(4)
+        if what == 0:
+            c.title = c.title.split(" ✎", 1)[0] + f" ✎{c.version + 1}"
+        elif what == 1:
+            c.descr = rng.randrange(_DESCRIPTION_POOL_SIZE)
+        elif what == 2:
+            c.props = self._random_props(rng)
+        else:
+            c.size = float(rng.randrange(1, 13))
+        self._bump(c)
+
+    def _move(self, rng: random.Random, c: Card) -> None:
+        if rng.random() < 0.25 and len(self.board_ids) > 1:
+            c.board_id = rng.choice([b for b in self.board_ids if b != c.board_id])
+            c.lane_id = rng.choice(self._live_lanes(c.board_id))
+            c.lane_changed_at = self._now(1)
+        options = [x for x in self.leaf_columns[c.board_id] if x != c.column_id]
+        c.column_id = rng.choice(options or self.leaf_columns[c.board_id])
+        self._bump(c)
+        c.column_changed_at = c.last_moved_at = c.updated
+        c.state = self.columns[c.column_id]["type"]
+        if c.state >= 2 and c.first_in_progress is None:
+            c.first_in_progress = c.updated
+        if c.state == 3:
+            c.last_done = c.completed_at = c.updated
+        c.history.append((c.updated, c.board_id, c.column_id, c.lane_id, c.updater_id, 1))
+
+    def _set_archived(self, c: Card, *, archived: bool) -> None:
+        c.archived_flag = archived
+        self._bump(c)
+        cond = 2 if archived else 1
+        c.history.append((c.updated, c.board_id, c.column_id, c.lane_id, c.updater_id, cond))
+
+    def _delete(self, cid: int) -> None:
+        card = self.cards.pop(cid)
+        # Unlinking is a real write on the linked cards, so they get a new version too.
+        for other in card.parents_ids:
+            if other in self.cards:
+                self.cards[other].children_ids.remove(cid)
+                self._bump(self.cards[other])
+        for other in card.children_ids:
+            if other in self.cards:
+                self.cards[other].parents_ids.remove(cid)
+                self._bump(self.cards[other])
+        self.deleted_card_ids.append(cid)
+
+
+def ids_of(cards: Iterable[Card]) -> list[int]:
+    return [c.id for c in cards]
