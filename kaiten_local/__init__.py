@@ -1,0 +1,1 @@
+"""Local tooling: embedded PostgreSQL, the demo runner and pytest fixtures."""
