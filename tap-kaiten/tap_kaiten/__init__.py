@@ -1,0 +1,1 @@
+"""tap-kaiten: a Singer tap for the Kaiten kanban API."""

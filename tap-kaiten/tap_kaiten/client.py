@@ -1,0 +1,433 @@
+"""The one base stream for Kaiten: URL, auth, paging, rate limits, retries and errors."""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import hashlib
+import logging
+import random
+import threading
+import time
+import typing as t
+import weakref
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import msgspec
+import requests
+from singer_sdk.authenticators import BearerTokenAuthenticator
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.pagination import OffsetPaginator
+from singer_sdk.streams import RESTStream
+from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterable
+
+    from backoff.types import Details
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+API_PREFIX = "/api/latest"
+CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+PROGRESS_LOG_SECONDS = 10.0
+# A server-requested pause longer than this is cut short: the retry then meets the
+# limit again and waits again, so a bogus header cannot stall a run for hours.
+MAX_SERVER_WAIT_SECONDS = 120.0
+MAX_ATTEMPTS = 8
+_decode_json = msgspec.json.Decoder().decode
+
+
+class KaitenAPIError(FatalAPIError):
+    """A non-retriable Kaiten answer, worded for the person running the tap."""
+
+
+class KaitenNotFoundError(KaitenAPIError):
+    """404 after the first request: the object vanished while we were syncing."""
+
+
+def parse_datetime(value: str) -> datetime.datetime:
+    """Parse an ISO 8601 date or date-time; naive values are taken as UTC."""
+    parsed = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.astimezone(datetime.UTC)
+
+
+def format_datetime(value: datetime.datetime) -> str:
+    """Kaiten's own timestamp form: UTC, milliseconds, Z."""
+    value = value.astimezone(datetime.UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """One line for a network failure that outlived the retries."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "Kaiten API Error: no answer before the timeout, after retries (try again later)"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        url = getattr(exc.request, "url", None) or ""
+        host = urlsplit(url).hostname or "the Kaiten host"
+        return (
+            f"Kaiten API Error: cannot connect to {host}: check the company domain in "
+            "KAITEN_API_URL and the network"
+        )
+    return f"Kaiten API Error: {type(exc).__name__}"
+
+
+class RateLimiter:
+    """Spaces requests evenly at a rate; shared by every stream of the process.
+
+    Even spacing (not bursts) keeps any 1-second window at or under the limit, so
+    a sliding-window server never has to answer 429.
+    """
+
+    # Requests leave slightly later than the exact interval: clock and network
+    # jitter must not put N+1 requests into one server-side window.
+    SAFETY_SECONDS = 0.002
+
+    def __init__(self, requests_per_second: float) -> None:
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self.interval = 0.0
+        self.set_rate(requests_per_second)
+
+    def set_rate(self, requests_per_second: float) -> None:
+        self.interval = 1.0 / requests_per_second + self.SAFETY_SECONDS
+
+    def wait(self) -> None:
+        with self._lock:
+            delay = self._next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._next_at = time.monotonic() + self.interval
+
+    def pause(self, seconds: float) -> None:
+        """Hold every stream's next request for `seconds` from now."""
+        with self._lock:
+            self._next_at = max(self._next_at, time.monotonic() + seconds)
+
+    def observe(self, response: requests.Response) -> None:
+        """Obey X-RateLimit-Remaining/Reset: out of quota means wait for the reset."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        if remaining is None or remaining.strip() not in {"0", "0.0"}:
+            return
+        seconds = seconds_until_reset(response)
+        if seconds is not None:
+            self.pause(min(seconds, MAX_SERVER_WAIT_SECONDS))
+
+
+_LIMITERS: dict[tuple[str, str], RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(api_url: str, token: str, requests_per_second: float) -> RateLimiter:
+    """The process-wide limiter for one (Kaiten host, token): Kaiten limits per token."""
+    key = (api_url, hashlib.sha256(token.encode()).hexdigest())
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(key)
+        if limiter is None:
+            limiter = _LIMITERS[key] = RateLimiter(requests_per_second)
+        else:
+            limiter.set_rate(requests_per_second)
+        return limiter
+
+
+def seconds_until_reset(response: requests.Response) -> float | None:
+    """X-RateLimit-Reset is a UTC epoch in seconds; None when absent or unreadable."""
+    reset = response.headers.get("X-RateLimit-Reset")
+    if not reset:
+        return None
+    try:
+        return max(0.0, float(reset) - time.time())
+    except ValueError:
+        return None
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Retry-After as seconds (0 is taken as 1) or an HTTP date; None when absent."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    # "Retry-After: 0" and past dates would make us hammer the API: wait a second.
+    return max(seconds, 1.0)
+
+
+class _RunState:
+    """What all streams of one tap run share."""
+
+    def __init__(self) -> None:
+        self.first_response_seen = False
+        # `/spaces` answers both the spaces and the boards stream: read it once.
+        self.spaces_payload: list[dict] | None = None
+
+
+_RUN_STATES: weakref.WeakKeyDictionary[Tap, _RunState] = weakref.WeakKeyDictionary()
+
+
+class KaitenPaginator(OffsetPaginator):
+    """limit/offset paging: Kaiten's only end signal is a page shorter than `limit`."""
+
+    @override
+    def has_more(self, response: requests.Response) -> bool:
+        records = getattr(response, "kaiten_records", [])
+        # A page longer than asked for means the endpoint ignores limit/offset and
+        # already returned everything.
+        return len(records) == self.page_size
+
+
+class KaitenStream(RESTStream[int]):
+    """Everything Kaiten streams share."""
+
+    page_size: int | None = 100  # None: the endpoint is not paginated
+    # Records are JSON straight from Kaiten; only the top level needs conforming
+    # (nested objects are kept whole, which also keeps fields we don't know yet).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+    # Tests shorten these; production waits 1, 2, 4 ... 30 s between attempts.
+    retry_base_seconds: float = 1.0
+    retry_cap_seconds: float = 30.0
+    # Child streams turn a 404 (parent deleted meanwhile) into "no records".
+    not_found_is_empty = False
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._previous_page_digest: bytes | None = None
+        self._requests_made = 0
+        self._records_read = 0
+        self._last_progress_log = time.monotonic()
+
+    @property
+    @override
+    def url_base(self) -> str:
+        return self.config["api_url"] + API_PREFIX
+
+    @property
+    @override
+    def authenticator(self) -> BearerTokenAuthenticator:
+        return BearerTokenAuthenticator(token=self.config["api_token"])
+
+    @property
+    @override
+    def http_headers(self) -> dict:
+        return {"Accept": "application/json"}
+
+    @property
+    @override
+    def timeout(self) -> tuple[float, float]:  # type: ignore[override]
+        return (CONNECT_TIMEOUT, float(self.config.get("request_timeout") or DEFAULT_READ_TIMEOUT))
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        return shared_limiter(
+            self.config["api_url"],
+            self.config["api_token"],
+            float(self.config.get("requests_per_second") or 5),
+        )
+
+    @property
+    def run_state(self) -> _RunState:
+        state = _RUN_STATES.get(self._tap)
+        if state is None:
+            state = _RUN_STATES[self._tap] = _RunState()
+        return state
+
+    @override
+    def get_new_paginator(self) -> KaitenPaginator | None:
+        self._previous_page_digest = None
+        if self.page_size is None:
+            return None
+        return KaitenPaginator(start_value=0, page_size=self.page_size)
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
+        if self.page_size is None:
+            return {}
+        return {"limit": self.page_size, "offset": next_page_token or 0}
+
+    @override
+    def request_decorator(self, func: Callable) -> Callable:
+        limiter = self.rate_limiter
+
+        def rate_limited(prepared_request: requests.PreparedRequest, context: Context | None):  # noqa: ANN202
+            limiter.wait()
+            self._requests_made += 1
+            return func(prepared_request, context)
+
+        return super().request_decorator(rate_limited)
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        self.rate_limiter.observe(response)
+        status = response.status_code
+        first_response = not self.run_state.first_response_seen
+        path = urlsplit(response.url).path
+        if status == HTTPStatus.UNAUTHORIZED:
+            msg = (
+                "Kaiten API Error [401]: the token is invalid or expired: create a new one "
+                "in Kaiten (profile -> API keys) and set KAITEN_API_TOKEN without the word "
+                "'Bearer'"
+            )
+            raise KaitenAPIError(msg)
+        if status == HTTPStatus.NOT_FOUND and first_response:
+            msg = "Kaiten API Error [404]: check the company domain in KAITEN_API_URL"
+            raise KaitenAPIError(msg)
+        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(f"[{status}] {response.reason} on {path}", response)
+        if status == HTTPStatus.NOT_FOUND and self.not_found_is_empty:
+            raise KaitenNotFoundError(f"Kaiten API Error [404] on {path}")
+        if status >= HTTPStatus.BAD_REQUEST:
+            msg = f"Kaiten API Error [{status}] on {path}: {kaiten_message(response)}"
+            raise KaitenAPIError(msg)
+        self.run_state.first_response_seen = True
+        # Decode here, inside the retried call: a body cut short by a dropped
+        # connection is retried like any other transient failure.
+        body = response.content
+        try:
+            payload = _decode_json(body) if body.strip() else []  # 200 + empty body == []
+        except msgspec.DecodeError:
+            raise RetriableAPIError(f"unreadable JSON from {path}", response) from None
+        response.kaiten_records = self.extract_records(payload)  # type: ignore[attr-defined]
+
+    def extract_records(self, payload: t.Any) -> list[dict]:
+        """The list of records in a decoded response."""
+        if isinstance(payload, dict):
+            return [payload]
+        if not isinstance(payload, list):
+            msg = f"Kaiten API Error: unexpected response from {self.path}: not a JSON list"
+            raise KaitenAPIError(msg)
+        return payload
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        records: list[dict] = response.kaiten_records  # type: ignore[attr-defined]
+        if self.page_size is not None and records:
+            # Some endpoints ignore offset and return the same page forever.
+            digest = hashlib.blake2b(response.content, digest_size=16).digest()
+            if digest == self._previous_page_digest:
+                self.logger.warning(
+                    "%s: the API repeated the previous page; paging stopped", self.name
+                )
+                return []
+            self._previous_page_digest = digest
+        self._records_read += len(records)
+        self.log_progress()
+        return records
+
+    def spaces_with_boards(self, context: Context | None) -> list[dict]:
+        """The `/spaces` answer (boards embedded), requested once per run."""
+        if self.run_state.spaces_payload is None:
+            self.run_state.spaces_payload = list(self.request_records(context))
+        return self.run_state.spaces_payload
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        # Fields the schema does not know are kept in `extra_fields` instead of
+        # being dropped by the SDK.
+        known = self._known_properties
+        unknown = [key for key in row if key not in known]
+        if unknown:
+            row["extra_fields"] = {key: row.pop(key) for key in unknown}
+        return row
+
+    @property
+    def _known_properties(self) -> frozenset[str]:
+        known = self.__dict__.get("_known_properties_cache")
+        if known is None:
+            known = self.__dict__["_known_properties_cache"] = frozenset(self.schema["properties"])
+        return known
+
+    def log_progress(self, *, force: bool = False) -> None:
+        """One line per stream at least every 10 s: records so far, requests made."""
+        now = time.monotonic()
+        if force or now - self._last_progress_log >= PROGRESS_LOG_SECONDS:
+            self._last_progress_log = now
+            self.logger.info(
+                "Progress %s: %d records read, %d requests made",
+                self.name,
+                self._records_read,
+                self._requests_made,
+            )
+
+    @override
+    def backoff_wait_generator(self) -> Generator[float, t.Any, None]:
+        attempt = 0
+        exception = yield 0.0  # primed by backoff before the first failure
+        while True:
+            attempt += 1
+            exception = yield self.retry_wait_seconds(exception, attempt)
+
+    def retry_wait_seconds(self, exception: BaseException, attempt: int) -> float:
+        """How long to wait before attempt `attempt + 1`."""
+        response = getattr(exception, "response", None)
+        if isinstance(exception, RetriableAPIError) and response is not None:
+            server_wait = retry_after_seconds(response)
+            if server_wait is None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+                server_wait = seconds_until_reset(response)
+                server_wait = None if server_wait is None else max(server_wait, 1.0)
+            if server_wait is not None:
+                server_wait = min(server_wait, MAX_SERVER_WAIT_SECONDS)
+                self.rate_limiter.pause(server_wait)
+                return server_wait
+        wait = min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
+        return wait * random.uniform(0.8, 1.0)  # noqa: S311  (jitter, not crypto)
+
+    @override
+    def backoff_jitter(self, value: float) -> float:
+        # Jitter is applied in retry_wait_seconds: a server's Retry-After is obeyed exactly.
+        return value
+
+    @override
+    def backoff_max_tries(self) -> int:
+        return MAX_ATTEMPTS
+
+    @override
+    def backoff_handler(self, details: Details) -> None:
+        exception = details.get("exception")
+        response = getattr(exception, "response", None)
+        reason = (
+            f"HTTP {response.status_code}"
+            if response is not None
+            else type(exception).__name__
+        )
+        self.logger.warning(
+            "%s: %s, retrying in %.1f s (attempt %d of %d)",
+            self.name,
+            reason,
+            details.get("wait") or 0.0,
+            details.get("tries", 0) + 1,
+            MAX_ATTEMPTS,
+        )
+
+
+def kaiten_message(response: requests.Response) -> str:
+    """Kaiten's own explanation: JSON `message`, else a short plain body."""
+    try:
+        body = _decode_json(response.content) if response.content.strip() else None
+    except msgspec.DecodeError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])[:300]
+    if isinstance(body, str) and body:
+        return body[:300]
+    text = response.text.strip() if "html" not in response.headers.get("Content-Type", "") else ""
+    return text[:300] if text else (response.reason or "no message")
+
+
+def records_of(response: requests.Response) -> list[dict]:
+    """The decoded records stored on a validated response."""
+    return response.kaiten_records  # type: ignore[attr-defined,no-any-return]
+
+

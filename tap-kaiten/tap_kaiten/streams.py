@@ -1,0 +1,716 @@
+"""One stream class per Kaiten endpoint."""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+from dataclasses import dataclass
+
+from singer_sdk import typing as th
+from singer_sdk.pagination import BaseAPIPaginator
+from typing_extensions import override
+
+from tap_kaiten.client import (
+    KaitenNotFoundError,
+    KaitenStream,
+    format_datetime,
+    parse_datetime,
+    records_of,
+)
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+# ---------------------------------------------------------------- shared schema fragments
+ID = th.IntegerType
+TS = th.DateTimeType  # Kaiten sends UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`; emitted unchanged
+
+# Arrays of objects are declared without `items`: MeltanoLabs target-postgres then
+# creates one `jsonb` column; with typed items it would create `jsonb[]`.
+JSON_ARRAY = th.CustomType({"type": ["array", "null"]})
+ID_ARRAY = th.ArrayType(th.IntegerType)
+# A free-form object (custom properties, settings): lands as jsonb, kept whole.
+JSON_OBJECT = th.ObjectType(additional_properties=True)
+
+EXTRA_FIELDS = th.Property(
+    "extra_fields",
+    JSON_OBJECT,
+    description=(
+        "Fields Kaiten returned that this schema does not list yet, kept as JSON "
+        "instead of being dropped."
+    ),
+)
+
+
+def _obj(*properties: th.Property) -> th.ObjectType:
+    # Nested objects keep unknown keys: they are stored whole as jsonb.
+    return th.ObjectType(*properties, additional_properties=True)
+
+
+USER_SHORT = _obj(
+    th.Property("id", ID),
+    th.Property("uid", th.StringType),
+    th.Property("full_name", th.StringType),
+    th.Property("username", th.StringType),
+    th.Property("email", th.StringType),
+    th.Property("avatar_initials_url", th.StringType),
+    th.Property("avatar_uploaded_url", th.StringType),
+    th.Property("initials", th.StringType),
+    th.Property("avatar_type", th.IntegerType),
+    th.Property("activated", th.BooleanType),
+    th.Property("virtual", th.BooleanType),
+)
+ENTITY_SHORT = _obj(
+    th.Property("id", ID),
+    th.Property("uid", th.StringType),
+    th.Property("title", th.StringType),
+)
+COLUMN_SHORT = _obj(
+    th.Property("id", ID),
+    th.Property("uid", th.StringType),
+    th.Property("title", th.StringType),
+    th.Property("sort_order", th.NumberType),
+    th.Property("type", th.IntegerType),
+    th.Property("board_id", ID),
+    th.Property("column_id", ID),
+    th.Property("wip_limit", th.IntegerType),
+    th.Property("col_count", th.IntegerType),
+    th.Property("parent", JSON_OBJECT),
+)
+
+
+def _schema(*properties: th.Property) -> dict:
+    return th.PropertiesList(*properties, EXTRA_FIELDS).to_dict()
+
+
+# ---------------------------------------------------------------- full-table streams
+class SpacesStream(KaitenStream):
+    """Spaces visible to the token; `/spaces` also embeds their boards (see BoardsStream)."""
+
+    name = "spaces"
+    path = "/spaces"
+    primary_keys = ("id",)
+    replication_key = None
+    page_size = None
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("title", th.StringType),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+        th.Property("archived", th.BooleanType),
+        th.Property("access", th.StringType),
+        th.Property("for_everyone_access_role_id", th.StringType),
+        th.Property("entity_type", th.StringType),
+        th.Property("path", th.StringType, description="Dot-separated ids of the nesting path."),
+        th.Property("sort_order", th.NumberType),
+        th.Property("parent_entity_uid", th.StringType),
+        th.Property("company_id", ID),
+        th.Property("allowed_card_type_ids", ID_ARRAY),
+        th.Property("external_id", th.StringType),
+        th.Property("settings", JSON_OBJECT),
+        th.Property("author_uid", th.StringType),
+        th.Property("description", th.StringType),
+    )
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        return self.spaces_with_boards(context)
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        # Boards are rows of their own table; the cached payload must stay intact.
+        row = {key: value for key, value in row.items() if key != "boards"}
+        return super().post_process(row, context)
+
+
+class BoardsStream(KaitenStream):
+    """Boards, from the `/spaces` embed (short form), one row per board.
+
+    A board placed in several spaces appears once, with every space in `space_ids`;
+    `space_id` is the board's own (home) space as Kaiten reports it.
+    """
+
+    name = "boards"
+    path = "/spaces"
+    primary_keys = ("id",)
+    replication_key = None
+    page_size = None
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("title", th.StringType),
+        th.Property("space_id", ID),
+        th.Property(
+            "space_ids",
+            ID_ARRAY,
+            description="Every space the board is placed in (board-space is many-to-many).",
+        ),
+        th.Property("external_id", th.StringType),
+        th.Property("sort_order", th.NumberType),
+        th.Property("top", th.IntegerType),
+        th.Property("left", th.IntegerType),
+        th.Property("type", th.IntegerType),
+        th.Property("description", th.StringType),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+        th.Property("default_card_type_id", ID),
+        th.Property("card_properties", JSON_ARRAY),
+        th.Property("cell_wip_limits", JSON_ARRAY),
+    )
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        boards: dict[int, dict] = {}
+        for space in self.spaces_with_boards(context):
+            for board in space.get("boards") or []:
+                row = boards.get(board["id"])
+                if row is None:
+                    row = boards[board["id"]] = {**board, "space_ids": []}
+                if space["id"] not in row["space_ids"]:
+                    row["space_ids"].append(space["id"])
+        yield from boards.values()
+
+    @override
+    def get_child_context(self, record: dict, context: Context | None) -> dict:
+        return {"board_id": record["id"]}
+
+
+class ColumnsStream(KaitenStream):
+    """Columns of each board, subcolumns flattened into rows with their parent `column_id`."""
+
+    name = "columns"
+    path = "/boards/{board_id}/columns"
+    primary_keys = ("id",)
+    replication_key = None
+    parent_stream_type = BoardsStream
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    page_size = None
+    not_found_is_empty = True
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("title", th.StringType),
+        th.Property("board_id", ID),
+        th.Property(
+            "column_id", ID, description="Parent column for a subcolumn; null for a top column."
+        ),
+        th.Property("sort_order", th.NumberType),
+        th.Property("type", th.IntegerType, description="1 queue, 2 in progress, 3 done."),
+        th.Property("wip_limit", th.IntegerType),
+        th.Property("wip_limit_type", th.IntegerType),
+        th.Property("col_count", th.IntegerType),
+        th.Property("archive_after_days", th.IntegerType, description="-1: off."),
+        th.Property("rules", th.IntegerType),
+        th.Property("pause_sla", th.BooleanType),
+        th.Property("external_id", th.StringType),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+    )
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        for column in super().parse_response(response):
+            subcolumns = column.get("subcolumns") or []
+            yield {key: value for key, value in column.items() if key != "subcolumns"}
+            for sub in subcolumns:
+                yield {**sub, "column_id": sub.get("column_id") or column["id"]}
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        try:
+            yield from super().get_records(context)
+        except KaitenNotFoundError:
+            self.logger.warning("columns: board %s vanished during the sync", context)
+
+
+class LanesStream(KaitenStream):
+    """Lanes (swimlanes) of each board, archived ones included (`condition` 2)."""
+
+    name = "lanes"
+    path = "/boards/{board_id}/lanes"
+    primary_keys = ("id",)
+    replication_key = None
+    parent_stream_type = BoardsStream
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    page_size = None
+    not_found_is_empty = True
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("title", th.StringType),
+        th.Property("board_id", ID),
+        th.Property("sort_order", th.NumberType),
+        th.Property("row_count", th.IntegerType),
+        th.Property("wip_limit", th.IntegerType),
+        th.Property("wip_limit_type", th.IntegerType),
+        th.Property("condition", th.IntegerType, description="1 live, 2 archived, 3 deleted."),
+        th.Property("default_card_type_id", ID),
+        th.Property("external_id", th.StringType),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+    )
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        try:
+            yield from super().get_records(context)
+        except KaitenNotFoundError:
+            self.logger.warning("lanes: board %s vanished during the sync", context)
+
+
+class UsersStream(KaitenStream):
+    """Users visible to the token, inactive ones included."""
+
+    name = "users"
+    path = "/users"
+    primary_keys = ("id",)
+    replication_key = None
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("full_name", th.StringType),
+        th.Property("username", th.StringType),
+        th.Property("email", th.StringType),
+        th.Property("avatar_initials_url", th.StringType),
+        th.Property("avatar_uploaded_url", th.StringType),
+        th.Property("initials", th.StringType),
+        th.Property("avatar_type", th.IntegerType),
+        th.Property("lng", th.StringType),
+        th.Property("timezone", th.StringType),
+        th.Property("theme", th.StringType),
+        th.Property("activated", th.BooleanType),
+        th.Property("virtual", th.BooleanType),
+        th.Property("role", th.IntegerType),
+        th.Property("email_blocked", th.StringType),
+        th.Property("email_frequency", th.IntegerType),
+        th.Property("email_settings", JSON_OBJECT),
+        th.Property("ui_version", th.IntegerType),
+        th.Property("external", th.BooleanType),
+        th.Property("company_id", ID),
+        th.Property("default_space_id", ID),
+        th.Property("permissions", JSON_OBJECT),
+        th.Property("settings", JSON_OBJECT),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+    )
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
+        return {**super().get_url_params(context, next_page_token), "include_inactive": "true"}
+
+
+class TagsStream(KaitenStream):
+    """Tags (Kaiten lists only tags that sit on at least one card)."""
+
+    name = "tags"
+    path = "/tags"
+    primary_keys = ("id",)
+    replication_key = None
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("name", th.StringType),
+        th.Property("color", th.IntegerType),
+        th.Property("archived", th.BooleanType),
+        th.Property("company_id", ID),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+    )
+
+
+class CardTypesStream(KaitenStream):
+    """Card types."""
+
+    name = "card_types"
+    path = "/card-types"
+    primary_keys = ("id",)
+    replication_key = None
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("name", th.StringType),
+        th.Property("letter", th.StringType),
+        th.Property("color", th.IntegerType),
+        th.Property("archived", th.BooleanType),
+        th.Property("company_id", ID),
+        th.Property("properties", JSON_OBJECT),
+        th.Property("suggest_fields", th.BooleanType),
+        th.Property("description_template", th.StringType),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+    )
+
+
+class CustomPropertiesStream(KaitenStream):
+    """Company custom properties, with their select values."""
+
+    name = "custom_properties"
+    path = "/company/custom-properties"
+    primary_keys = ("id",)
+    replication_key = None
+    page_size = 500  # this endpoint's cap
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("name", th.StringType),
+        th.Property("type", th.StringType),
+        th.Property("condition", th.StringType),
+        th.Property("multi_select", th.BooleanType),
+        th.Property("multiline", th.BooleanType),
+        th.Property("values_type", th.StringType),
+        th.Property("values_creatable_by_users", th.BooleanType),
+        th.Property("show_on_facade", th.BooleanType),
+        th.Property("fields_settings", JSON_OBJECT),
+        th.Property("author_id", ID),
+        th.Property("company_id", ID),
+        th.Property("external_id", th.StringType),
+        th.Property("data", JSON_OBJECT),
+        th.Property("values", JSON_ARRAY, description="Select values (select properties)."),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+    )
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: int | None) -> dict:
+        return {**super().get_url_params(context, next_page_token), "include_values": "true"}
+
+
+# ---------------------------------------------------------------- cards (incremental)
+ONE_MS = datetime.timedelta(milliseconds=1)
+# In offset mode (inside a group of cards sharing one millisecond) pages overlap by
+# this many rows, so cards leaving the result set between two pages shift nothing
+# past us; the overlap is dropped again by the (updated, id) cursor.
+OFFSET_OVERLAP = 10
+
+
+def _ms(timestamp: str) -> int:
+    return int(parse_datetime(timestamp).timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class CardsPage:
+    """Where the next /cards request starts.
+
+    `anchor_ms`: the query asks for updated_after = anchor - 1 ms, which includes the
+    anchor millisecond whether Kaiten's `updated_after` is strict or inclusive.
+    `cursor`: (updated ms, id) of the last card handed on; anything <= is skipped.
+    """
+
+    anchor_ms: int | None
+    offset: int
+    cursor: tuple[int, int] | None
+
+
+class CardsPaginator(BaseAPIPaginator[CardsPage]):
+    """Keyset paging on (updated, id); offset paging only inside a millisecond tie group."""
+
+    def __init__(self, start_value: CardsPage, page_size: int) -> None:
+        super().__init__(start_value)
+        self.page_size = page_size
+
+    @override
+    def has_more(self, response: requests.Response) -> bool:
+        return len(records_of(response)) >= self.page_size
+
+    @override
+    def get_next(self, response: requests.Response) -> CardsPage | None:
+        records = records_of(response)
+        page = self.current_value
+        last = records[-1]
+        last_key = (_ms(last["updated"]), last["id"])
+        cursor = max(page.cursor, last_key) if page.cursor else last_key
+        if last_key[0] == page.anchor_ms:
+            # The whole page sits in the anchor millisecond: moving the keyset would
+            # ask the same question again, so walk this group by offset.
+            return CardsPage(page.anchor_ms, page.offset + self.page_size - OFFSET_OVERLAP, cursor)
+        return CardsPage(last_key[0], 0, cursor)
+
+
+class CardsStream(KaitenStream):
+    """Cards, live and archived, incremental on `updated`.
+
+    Two partitions: `condition=1` (live) and `condition=2&archived=true` (archived),
+    which is right whether `archived=true` means "only archived" or "live and
+    archived". Requests are ordered by `updated,id` and bounded above by the sync's
+    start, so cards edited while we page are left for the next run.
+    """
+
+    name = "cards"
+    path = "/cards"
+    primary_keys = ("id",)
+    replication_key = "updated"
+    is_sorted = True
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("title", th.StringType),
+        th.Property("description", th.StringType),
+        th.Property("state", th.IntegerType, description="1 queued, 2 in progress, 3 done."),
+        th.Property("condition", th.IntegerType, description="1 live, 2 archived."),
+        th.Property("archived", th.BooleanType),
+        th.Property("asap", th.BooleanType),
+        th.Property("due_date", TS),
+        th.Property("due_date_time_present", th.BooleanType),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+        th.Property("board_id", ID),
+        th.Property("column_id", ID),
+        th.Property("lane_id", ID),
+        th.Property(
+            "space_id",
+            ID,
+            description="The space of the card's board (from path_data; Kaiten has no such field).",
+        ),
+        th.Property("sort_order", th.NumberType),
+        th.Property("fifo_order", th.IntegerType),
+        th.Property("owner_id", ID),
+        th.Property("type_id", ID),
+        th.Property("updater_id", ID),
+        th.Property("version", th.IntegerType),
+        th.Property("size", th.NumberType),
+        th.Property("size_unit", th.StringType),
+        th.Property("size_text", th.StringType),
+        th.Property("sprint_id", ID),
+        th.Property("external_id", th.StringType),
+        th.Property("source", th.StringType),
+        th.Property("key", th.StringType),
+        th.Property("public", th.BooleanType),
+        th.Property("share_id", th.StringType),
+        th.Property("share_settings", JSON_OBJECT),
+        th.Property("blocked", th.BooleanType),
+        th.Property("blocking_card", th.BooleanType),
+        th.Property("blockers", JSON_ARRAY),
+        th.Property("last_moved_at", TS),
+        th.Property("lane_changed_at", TS),
+        th.Property("column_changed_at", TS),
+        th.Property("first_moved_to_in_progress_at", TS),
+        th.Property("last_moved_to_done_at", TS),
+        th.Property("completed_at", TS),
+        th.Property("completed_on_time", th.BooleanType),
+        th.Property("planned_start", th.DateType),
+        th.Property("planned_end", th.DateType),
+        th.Property("comments_total", th.IntegerType),
+        th.Property("comment_last_added_at", TS),
+        th.Property("time_spent_sum", th.IntegerType, description="Minutes."),
+        th.Property("time_blocked_sum", th.IntegerType, description="Minutes."),
+        th.Property("estimate_workload", th.NumberType),
+        th.Property("parents_ids", ID_ARRAY),
+        th.Property("children_ids", ID_ARRAY),
+        th.Property("parents_count", th.IntegerType),
+        th.Property("children_count", th.IntegerType),
+        th.Property("children_done", th.IntegerType),
+        th.Property("goals_total", th.IntegerType),
+        th.Property("goals_done", th.IntegerType),
+        th.Property("tag_ids", ID_ARRAY),
+        th.Property(
+            "properties",
+            JSON_OBJECT,
+            description="Custom property values keyed id_<property id>, kept whole.",
+        ),
+        th.Property("email", th.StringType),
+        th.Property("service_id", ID),
+        th.Property("external_user_emails", th.StringType),
+        th.Property("has_blocked_children", th.BooleanType),
+        th.Property("description_filled", th.BooleanType),
+        th.Property("counters_recalculated_at", TS),
+        th.Property("cardRole", th.IntegerType),
+        th.Property("expires_later", th.BooleanType),
+        th.Property("sd_new_comment", th.BooleanType),
+        th.Property("import_id", ID),
+        th.Property("owner_email", th.StringType),
+        th.Property("owner", USER_SHORT),
+        th.Property("type", JSON_OBJECT),
+        th.Property("board", JSON_OBJECT),
+        th.Property("column", COLUMN_SHORT),
+        th.Property("lane", JSON_OBJECT),
+        th.Property("members", JSON_ARRAY, description="Users on the card; type 2 = responsible."),
+        th.Property("tags", JSON_ARRAY),
+        th.Property(
+            "checklists",
+            JSON_ARRAY,
+            description="Only filled when the API includes it (GET /cards/{id} does, lists may not).",
+        ),
+        th.Property("files", JSON_ARRAY),
+        th.Property("path_data", JSON_OBJECT),
+    )
+
+    @property
+    @override
+    def check_sorted(self) -> bool:
+        # lookback_minutes deliberately re-reads cards older than the bookmark.
+        return not self.config.get("lookback_minutes")
+
+    @property
+    @override
+    def partitions(self) -> list[dict]:
+        conditions = [1, 2] if self.config.get("include_archived", True) else [1]
+        space_ids = self.config.get("space_ids") or [None]
+        return [
+            {"condition": condition} if space is None else {"condition": condition, "space_id": space}
+            for space in space_ids
+            for condition in conditions
+        ]
+
+    def _floor(self, context: Context | None) -> tuple[datetime.datetime | None, bool]:
+        """Lowest `updated` to read, and whether it is exactly the stored bookmark."""
+        floor: datetime.datetime | None = None
+        from_bookmark = False
+        bookmark = self.get_starting_replication_key_value(context)
+        if bookmark:
+            lookback = int(self.config.get("lookback_minutes") or 0)
+            floor = parse_datetime(str(bookmark)) - datetime.timedelta(minutes=lookback)
+            from_bookmark = lookback == 0
+        start_date = self.config.get("start_date")
+        if start_date:
+            start = parse_datetime(start_date)
+            if floor is None or start > floor:
+                floor, from_bookmark = start, False
+        return floor, from_bookmark
+
+    @override
+    def get_new_paginator(self) -> CardsPaginator:
+        context = self._partition
+        floor, from_bookmark = self._floor(context)
+        cursor: tuple[int, int] | None = None
+        state = self.get_context_state(context)
+        if from_bookmark and floor is not None and state.get("last_id") is not None:
+            # Resume right after the last card emitted, not after its millisecond.
+            cursor = (int(floor.timestamp() * 1000), int(state["last_id"]))
+        elif floor is not None:
+            # Nothing before the floor; cards in the floor millisecond itself are kept.
+            cursor = (int(floor.timestamp() * 1000) - 1, 2**63)
+        anchor = None if floor is None else int(floor.timestamp() * 1000)
+        self._paginator = CardsPaginator(CardsPage(anchor, 0, cursor), self.page_size or 100)
+        return self._paginator
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: CardsPage | None) -> dict:
+        page = next_page_token or self._paginator.current_value
+        params: dict[str, t.Any] = {
+            "condition": context["condition"] if context else 1,
+            "order_by": "updated,id",
+            "order_direction": "asc,asc",
+            "updated_before": format_datetime(self.sync_upper_bound),
+            "additional_card_fields": "description",
+            "limit": self.page_size,
+            "offset": page.offset,
+        }
+        if params["condition"] == 2:  # noqa: PLR2004
+            params["archived"] = "true"
+        if context and context.get("space_id"):
+            params["space_id"] = context["space_id"]
+        if page.anchor_ms is not None:
+            after = datetime.datetime.fromtimestamp(page.anchor_ms / 1000, tz=datetime.UTC)
+            params["updated_after"] = format_datetime(after - ONE_MS)
+        return params
+
+    @property
+    def sync_upper_bound(self) -> datetime.datetime:
+        """The sync's start: the same instant the SDK caps the bookmark at."""
+        signpost = self.get_replication_key_signpost(None)
+        assert isinstance(signpost, datetime.datetime)
+        return signpost
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        cursor = self._paginator.current_value.cursor
+        records = records_of(response)
+        self._records_read += len(records)
+        self.log_progress()
+        for record in records:
+            if cursor is None or (_ms(record["updated"]), record["id"]) > cursor:
+                yield record
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        self._partition = context  # get_new_paginator() is not given the context
+        state = self.get_context_state(context)
+        for record in super().get_records(context):
+            yield record
+            # The SDK has now written this card and moved the bookmark to its
+            # `updated`; the id lets a resumed run skip exactly what was emitted.
+            state["last_id"] = record["id"]
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        space = (row.get("path_data") or {}).get("space") or {}
+        row.setdefault("space_id", space.get("id"))
+        return super().post_process(row, context)
+
+    @override
+    def get_child_context(self, record: dict, context: Context | None) -> dict:
+        return {"card_id": record["id"], "comments_total": record.get("comments_total")}
+
+
+class _CardChildStream(KaitenStream):
+    """A per-card sub-resource, read only for cards emitted in this run."""
+
+    parent_stream_type = CardsStream
+    # One state entry for the stream, not one per card.
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    page_size = None
+    not_found_is_empty = True
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        try:
+            yield from super().get_records(context)
+        except KaitenNotFoundError:
+            # Deleted between the /cards page and this request: nothing to read.
+            self.logger.info("%s: card %s was deleted meanwhile", self.name, context)
+
+
+class CardLocationHistoryStream(_CardChildStream):
+    """Card movements between boards, columns and lanes (flow metrics are built on it)."""
+
+    name = "card_location_history"
+    path = "/cards/{card_id}/location-history"
+    primary_keys = ("id",)
+    replication_key = None
+    schema = _schema(
+        th.Property("id", th.StringType, required=True),
+        th.Property("card_id", ID),
+        th.Property("board_id", ID),
+        th.Property("column_id", ID),
+        th.Property("subcolumn_id", ID),
+        th.Property("lane_id", ID),
+        th.Property("sprint_id", ID),
+        th.Property("author_id", ID),
+        th.Property("condition", th.IntegerType),
+        th.Property("changed", TS),
+        th.Property("author", USER_SHORT),
+    )
+
+
+class CardCommentsStream(_CardChildStream):
+    """Comments on cards."""
+
+    name = "card_comments"
+    path = "/cards/{card_id}/comments"
+    primary_keys = ("id",)
+    replication_key = None
+    schema = _schema(
+        th.Property("id", ID, required=True),
+        th.Property("uid", th.StringType),
+        th.Property("card_id", ID),
+        th.Property("author_id", ID),
+        th.Property("text", th.StringType),
+        th.Property("type", th.IntegerType, description="1 markdown, 2 html."),
+        th.Property("edited", th.BooleanType),
+        th.Property("internal", th.BooleanType),
+        th.Property("deleted", th.BooleanType),
+        th.Property("sd_description", th.BooleanType),
+        th.Property("author", USER_SHORT),
+        th.Property("created", TS),
+        th.Property("updated", TS),
+    )
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        if context and context.get("comments_total") == 0:
+            return  # the card says it has no comments: save the request
+        yield from super().get_records(context)
