@@ -1,0 +1,85 @@
+-- How long each card spent in each column: the basis of flow metrics.
+-- Finished visits are summed in time_in_column_seconds; the visit the card is
+-- still in is open, so its length depends on when you ask: add
+-- now() - current_visit_started_at for it. Archived time counts nowhere.
+with sequenced as (
+
+    select * from {{ ref('int_card_locations_sequenced') }}
+
+),
+
+cards as (
+
+    select card_id from {{ ref('stg_kaiten__cards') }}
+
+),
+
+columns as (
+
+    select * from {{ ref('int_columns_ordered') }}
+
+),
+
+current_visits as (
+
+    select
+        card_id,
+        visit_number as current_visit_number
+    from sequenced
+    where is_last_entry and is_on_board
+
+),
+
+per_card_column as (
+
+    select
+        sequenced.card_id,
+        sequenced.column_id,
+        count(distinct sequenced.visit_number) filter (where sequenced.is_on_board) as visit_count,
+        coalesce(
+            sum(sequenced.segment_seconds) filter (
+                where sequenced.visit_number is distinct from current_visits.current_visit_number
+            ),
+            0
+        ) as time_in_column_seconds,
+        min(sequenced.changed_at) filter (where sequenced.is_on_board) as first_entered_at,
+        max(sequenced.next_changed_at) filter (
+            where
+                sequenced.is_on_board
+                and sequenced.visit_number is distinct from current_visits.current_visit_number
+        ) as last_left_at,
+        min(sequenced.changed_at) filter (
+            where sequenced.visit_number = current_visits.current_visit_number
+        ) as current_visit_started_at
+    from sequenced
+    inner join cards
+        on sequenced.card_id = cards.card_id
+    left join current_visits
+        on sequenced.card_id = current_visits.card_id
+    group by sequenced.card_id, sequenced.column_id
+    having count(*) filter (where sequenced.is_on_board) > 0
+
+),
+
+final as (
+
+    select
+        per_card_column.card_id,
+        per_card_column.column_id,
+        columns.board_id,
+        columns.title as column_title,
+        columns.column_type_name as column_type,
+        per_card_column.visit_count,
+        per_card_column.time_in_column_seconds::numeric(16, 3) as time_in_column_seconds,
+        (per_card_column.time_in_column_seconds / 3600)::double precision as time_in_column_hours,
+        per_card_column.current_visit_started_at is not null as is_current,
+        per_card_column.current_visit_started_at,
+        per_card_column.first_entered_at,
+        per_card_column.last_left_at
+    from per_card_column
+    left join columns
+        on per_card_column.column_id = columns.column_id
+
+)
+
+select * from final
