@@ -35,7 +35,9 @@ def _share(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {raw!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {raw!r}"
+        ) from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
     return value
@@ -65,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-rate", type=_share, default=0.0, help="share of 5xx answers")
     parser.add_argument("--token", type=_token, default=None, help="default: derived from seed")
     parser.add_argument(
-        "--updated-after", choices=["inclusive", "strict"], default="inclusive",
+        "--updated-after",
+        choices=["inclusive", "strict"],
+        default="inclusive",
         help="whether updated_after keeps cards updated exactly at the bound",
     )
     return parser

@@ -6,6 +6,7 @@ dependency, and fast enough that the server is never the pipeline's bottleneck.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import re
@@ -231,7 +232,7 @@ def _paging(q: dict[str, str], cap: int) -> tuple[int, int]:
 
 
 def _path_id(kind: str, raw: str) -> int:
-    if not raw.isdigit() or raw.startswith("0") and raw != "0":
+    if not raw.isdigit() or (raw.startswith("0") and raw != "0"):
         raise BadRequest(f"{kind} id must be a positive integer, got {raw!r}")
     return int(raw)
 
@@ -249,7 +250,7 @@ class App:
         self.config_lock = threading.Lock()
         self.stats = Stats()
         self.limiter = RateLimiter()
-        self.rng = random.Random(workspace.seed ^ 0x5A5A)
+        self.rng = random.Random(workspace.seed ^ 0x5A5A)  # noqa: S311 - reproducible faults
         self.rng_lock = threading.Lock()
 
     # ------------------------------------------------------------------ control
@@ -401,7 +402,9 @@ class App:
 
     def r_card_members(self, q: dict[str, str], cid: str) -> Response:
         with self.ws.lock:
-            return json_response(self.ws.render_card(self._card(cid))["members"], list_endpoint=True)
+            return json_response(
+                self.ws.render_card(self._card(cid))["members"], list_endpoint=True
+            )
 
     def r_card_tags(self, q: dict[str, str], cid: str) -> Response:
         with self.ws.lock:
@@ -414,7 +417,9 @@ class App:
             if "space_id" in q:
                 sid = _int_param("space_id", q["space_id"])
                 boards = {b for s, b in self.ws.space_boards if s == sid}
-                used = {t for c in self.ws.cards.values() if c.board_id in boards for t in c.tag_ids}
+                used = {
+                    t for c in self.ws.cards.values() if c.board_id in boards for t in c.tag_ids
+                }
                 tags = [t for t in tags if t["id"] in used]
         return json_response(tags[offset : offset + limit], list_endpoint=True)
 
@@ -446,7 +451,9 @@ class App:
             self.stats.fault("mutate_while_paging")
         with self.ws.lock:
             rows = self.ws.query_cards(key, build)[offset : offset + limit]
-            page = [self.ws.render_card(c, detail=False, description=wants_description) for c in rows]
+            page = [
+                self.ws.render_card(c, detail=False, description=wants_description) for c in rows
+            ]
         return json_response(page, list_endpoint=True)
 
     def _card_query(self, q: dict[str, str]) -> tuple[tuple[Any, ...], Callable[[], list[Card]]]:
@@ -565,7 +572,9 @@ class App:
         return order
 
 
-def _route(pattern: str, handler: Callable[..., Response], methods: tuple[str, ...] = ("GET",)):
+def _route(
+    pattern: str, handler: Callable[..., Response], methods: tuple[str, ...] = ("GET",)
+) -> tuple[re.Pattern[str], frozenset[str], Callable[..., Response]]:
     regex = re.compile(pattern.replace("{id}", "([^/]+)"))
     return regex, frozenset(methods), handler
 
@@ -600,11 +609,13 @@ API_PREFIX = re.compile(r"/api/(?:latest|v1)(/.*)?")
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
     server_version = "kaiten-sandbox"
-    sys_version = ""
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # a request log on every call would swamp test output
 
     def setup(self) -> None:
@@ -635,7 +646,12 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         app = self.server.app
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self.close_connection = True  # the body's end is unknown: cannot keep alive
+                self._send(message(400, "Content-Length must be a whole number"))
+                return
             body = self.rfile.read(length) if length > 0 else b""
             split = urlsplit(self.path)
             path = split.path
@@ -718,8 +734,10 @@ class Handler(BaseHTTPRequestHandler):
             response = Response(404, b"")
         response.headers.update(rate_headers)
         empty = injected is not None and injected.get("empty_body")
-        if response.status == 200 and response.list_endpoint and (
-            empty or app.chance(config.empty_body_rate)
+        if (
+            response.status == 200
+            and response.list_endpoint
+            and (empty or app.chance(config.empty_body_rate))
         ):
             app.stats.fault("empty_body")
             response.body = b""
@@ -749,15 +767,12 @@ class Handler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         # Close without a byte of answer, like a proxy that resets the connection.
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _send(self, response: Response) -> None:
-        self.server.app.stats.status(response.status) if not self.path.startswith(
-            "/_sandbox"
-        ) else None
+        if not self.path.startswith("/_sandbox"):
+            self.server.app.stats.status(response.status)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -812,7 +827,5 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         with self._conn_lock:
             conns = list(self._connections)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass

@@ -1,17 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import requests
 
 from kaiten_sandbox import Sandbox
+from kaiten_sandbox.testing import session_for
 
 pytest_plugins = ["kaiten_sandbox.pytest_plugin"]
 
 
 @pytest.fixture
-def api(kaiten_sandbox: Sandbox) -> requests.Session:
+def api(kaiten_sandbox: Sandbox) -> Iterator[requests.Session]:
     """A client session authenticated against the function-scoped sandbox."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {kaiten_sandbox.token}"
-    yield session
-    session.close()
+    with session_for(kaiten_sandbox) as session:
+        yield session
