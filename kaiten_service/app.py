@@ -47,7 +47,11 @@ KAITEN_EVENTS = frozenset(
     }
 )
 # The names the original site's setup guide told users to pick.
-EVENT_ALIASES = {"card.create": "card:add", "card.update": "card:update", "card.move": "card:update"}
+EVENT_ALIASES = {
+    "card.create": "card:add",
+    "card.update": "card:update",
+    "card.move": "card:update",
+}
 
 NOT_FOUND_BODY = {"error": "not found"}
 
@@ -155,13 +159,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
     started_at = datetime.now(UTC)
     hide = secret_values(settings.child_env)
     if settings.webhook_secret:
-        hide = sorted({*hide, settings.webhook_secret, quote(settings.webhook_secret, safe="")}, key=len, reverse=True)
+        hide = sorted(
+            {*hide, settings.webhook_secret, quote(settings.webhook_secret, safe="")},
+            key=len,
+            reverse=True,
+        )
     access_filter = _RedactSecretFilter(hide)
-    page_html, page_js, page_css = _static("admin_sync.html"), _static("admin_sync.js"), _static("admin_sync.css")
+    page_html, page_js, page_css = (
+        _static("admin_sync.html"),
+        _static("admin_sync.js"),
+        _static("admin_sync.css"),
+    )
 
     def authorize(request: Request) -> JSONResponse | None:
         if not settings.sync_enabled:
-            return error(503, "sync endpoints are disabled: set KAITEN_WEBHOOK_SECRET on the server and restart it")
+            return error(
+                503,
+                "sync endpoints are disabled: "
+                "set KAITEN_WEBHOOK_SECRET on the server and restart it",
+            )
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -175,7 +191,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse(
-            {"status": "ok", "sync_enabled": settings.sync_enabled, "run_going": runner.current is not None}
+            {
+                "status": "ok",
+                "sync_enabled": settings.sync_enabled,
+                "run_going": runner.current is not None,
+            }
         )
 
     async def webhook(request: Request) -> JSONResponse:
@@ -200,7 +220,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if name not in KAITEN_EVENTS:
             return error(422, "unknown event", event=payload["event"][:100])
         due_in = runner.record_event(name, _card_id(name, payload))
-        return JSONResponse({"accepted": name, "run_due_in_seconds": round(due_in, 3)}, status_code=202)
+        return JSONResponse(
+            {"accepted": name, "run_due_in_seconds": round(due_in, 3)}, status_code=202
+        )
 
     async def start_sync(request: Request, kind: RunKind) -> JSONResponse:
         if denied := authorize(request):
@@ -208,8 +230,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             run = runner.start_run(kind, trigger="api")
         except RunAlreadyGoingError as exc:
-            return error(409, "a sync run is already going", run_id=exc.run.id, kind=str(exc.run.kind))
-        return JSONResponse({"run_id": run.id, "kind": str(run.kind), "status": "/api/sync/status"}, status_code=202)
+            return error(
+                409, "a sync run is already going", run_id=exc.run.id, kind=str(exc.run.kind)
+            )
+        return JSONResponse(
+            {"run_id": run.id, "kind": str(run.kind), "status": "/api/sync/status"}, status_code=202
+        )
 
     async def sync(request: Request) -> JSONResponse:
         return await start_sync(request, RunKind.INCREMENTAL)
@@ -240,8 +266,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Only our own script and style: an injected <script> in a run's
             # error text could not run, let alone read the secret.
             headers={
-                "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+                "content-security-policy": "default-src 'none'; script-src 'self'; "
+                "style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; "
+                "form-action 'none'; frame-ancestors 'none'"
             },
         )
 

@@ -46,8 +46,13 @@ def stream_bookmarks(state: Any) -> dict[str, Any]:
         if "replication_key_value" in bookmark:
             found[stream] = bookmark["replication_key_value"]
         elif isinstance(bookmark.get("partitions"), list):
-            # Child streams keep one bookmark per parent; the newest says when the stream was last synced.
-            values = [p.get("replication_key_value") for p in bookmark["partitions"] if isinstance(p, dict)]
+            # Child streams keep one bookmark per parent: the newest one says
+            # when the stream was last synced.
+            values = [
+                p.get("replication_key_value")
+                for p in bookmark["partitions"]
+                if isinstance(p, dict)
+            ]
             values = [v for v in values if v is not None]
             if values:
                 found[stream] = max(values, key=str)
@@ -66,14 +71,24 @@ async def read_bookmarks(database_url: str | None) -> dict[str, Any]:
             row_factory=dict_row,
             autocommit=True,
         ) as conn:
-            exists = await (await conn.execute("select to_regclass(%s) is not null as present", [TABLE])).fetchone()
+            exists = await (
+                await conn.execute("select to_regclass(%s) is not null as present", [TABLE])
+            ).fetchone()
             if not exists or not exists["present"]:
-                return {"available": False, "reason": f"{TABLE} does not exist yet (no sync has run)", "states": []}
+                return {
+                    "available": False,
+                    "reason": f"{TABLE} does not exist yet (no sync has run)",
+                    "states": [],
+                }
             rows = await (await conn.execute(f"select * from {TABLE}")).fetchall()  # noqa: S608 - constant name
     except psycopg.Error as exc:
         # The class name says enough (OperationalError: can't connect, ...);
         # the message can contain the host and user, so it stays in the log.
-        return {"available": False, "reason": f"cannot read {TABLE}: {type(exc).__name__}", "states": []}
+        return {
+            "available": False,
+            "reason": f"cannot read {TABLE}: {type(exc).__name__}",
+            "states": [],
+        }
 
     states = []
     for row in rows:

@@ -30,9 +30,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="kaiten-service",
         description="Kaiten webhooks, /api/sync and the /admin/sync page on top of `meltano run`.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default 8000)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port to listen on; 0 picks a free one (default 8000)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
     parser.add_argument(
         "--proxy-headers",

@@ -174,7 +174,9 @@ class SyncRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
         if self._process and self._process.returncode is None:
-            log.warning("service stopping: terminating run %s", self.current.id if self.current else "?")
+            log.warning(
+                "service stopping: terminating run %s", self.current.id if self.current else "?"
+            )
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._process.pid, signal.SIGTERM)
             try:
@@ -188,11 +190,13 @@ class SyncRunner:
 
     # --- webhooks ----------------------------------------------------------
     def record_event(self, event: str, card_id: int | None) -> float:
-        """Remember a webhook hint; returns seconds until the run it will trigger at the earliest."""
+        """Remember a webhook hint; returns seconds until the run it triggers, at the earliest."""
         now = time.monotonic()
         self.events_received += 1
         self.events_by_name[event] += 1
-        self.recent_events.appendleft({"event": event, "card_id": card_id, "received_at": _iso(_now())})
+        self.recent_events.appendleft(
+            {"event": event, "card_id": card_id, "received_at": _iso(_now())}
+        )
         self._pending_events += 1
         if self._pending_since is None:
             self._pending_since = now
@@ -201,7 +205,8 @@ class SyncRunner:
         return max(0.0, self._due() - now)
 
     def _due(self) -> float:
-        assert self._pending_since is not None and self._last_event is not None
+        assert self._pending_since is not None
+        assert self._last_event is not None
         return min(
             self._last_event + self.settings.debounce_seconds,
             self._pending_since + self.settings.max_delay_seconds,
@@ -254,11 +259,21 @@ class SyncRunner:
         self._last_event = None
         self.current = run
         self._run_task = asyncio.create_task(self._execute(run), name=f"kaiten-sync-{run.id}")
-        log.info("run %s started: %s sync, trigger %s, %d webhook events", run.id, kind, trigger, run.events)
+        log.info(
+            "run %s started: %s sync, trigger %s, %d webhook events",
+            run.id,
+            kind,
+            trigger,
+            run.events,
+        )
         return run
 
     async def _execute(self, run: Run) -> None:
-        command = self.settings.full_sync_command if run.kind is RunKind.FULL else self.settings.sync_command
+        command = (
+            self.settings.full_sync_command
+            if run.kind is RunKind.FULL
+            else self.settings.sync_command
+        )
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *command,
@@ -288,7 +303,11 @@ class SyncRunner:
             run.outcome = "failed"
             run.error = redact(f"service error while running the sync: {exc}", self._hide)
         finally:
-            if self._stopping and run.outcome in {"running", "failed"} and run.exit_code not in (0, None):
+            if (
+                self._stopping
+                and run.outcome in {"running", "failed"}
+                and run.exit_code not in (0, None)
+            ):
                 run.outcome = "cancelled"
             run.ended_at = _now()
             self._process = None
@@ -329,7 +348,11 @@ class SyncRunner:
 
     def _failure_summary(self, run: Run) -> str:
         # The last lines that look like an error say most; fall back to the tail.
-        lines = [line for line in run.output_tail if re.search(r"error|fail|refus|lock|denied", line, re.I)]
+        lines = [
+            line
+            for line in run.output_tail
+            if re.search(r"error|fail|refus|lock|denied", line, re.I)
+        ]
         chosen = (lines or list(run.output_tail))[-3:]
         summary = " | ".join(line.strip() for line in chosen) or "no output"
         return redact(f"exit code {run.exit_code}: {summary}", self._hide)[:1000]

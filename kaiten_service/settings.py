@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 # The secret travels in webhook URLs and Authorization headers; anything shorter
 # can be guessed from the outside by trying.
 MIN_SECRET_LENGTH = 16
+GENERATE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 - a command, not a secret
 
 
 class SettingsError(ValueError):
@@ -38,9 +39,13 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number: set it to seconds, e.g. {name}={default:g}") from None
+        raise SettingsError(
+            f"{name}={raw!r} is not a number: set it to seconds, e.g. {name}={default:g}"
+        ) from None
     if value < minimum:
-        raise SettingsError(f"{name}={raw} is below {minimum:g}: set it to at least {minimum:g} seconds")
+        raise SettingsError(
+            f"{name}={raw} is below {minimum:g}: set it to at least {minimum:g} seconds"
+        )
     return value
 
 
@@ -51,7 +56,9 @@ def _command(env: Mapping[str, str], name: str, default: list[str]) -> list[str]
     try:
         parts = shlex.split(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} cannot be split into a command ({exc}): quote it like a shell line") from None
+        raise SettingsError(
+            f"{name} cannot be split into a command ({exc}): quote it like a shell line"
+        ) from None
     return parts
 
 
@@ -80,7 +87,9 @@ class Settings:
         return self.webhook_secret is not None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, project_root: Path | None = None) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, project_root: Path | None = None
+    ) -> Settings:
         process_env = dict(os.environ if environ is None else environ)
         root = Path(process_env.get("KAITEN_PROJECT_ROOT") or project_root or Path.cwd()).resolve()
         env: dict[str, str] = {}
@@ -93,13 +102,13 @@ class Settings:
         secret = env.get("KAITEN_WEBHOOK_SECRET", "").strip() or None
         if secret is None:
             warnings.append(
-                "KAITEN_WEBHOOK_SECRET is not set: /api/sync*, /admin/sync and the webhook URL are DISABLED. "
-                "Set it in .env (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
+                "KAITEN_WEBHOOK_SECRET is not set: /api/sync*, /admin/sync and the webhook URL "
+                f"are DISABLED. Set it in .env (e.g. `{GENERATE_SECRET}`)."
             )
         elif len(secret) < MIN_SECRET_LENGTH:
             raise SettingsError(
                 f"KAITEN_WEBHOOK_SECRET is too short ({len(secret)} characters): use at least "
-                f"{MIN_SECRET_LENGTH}, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                f"{MIN_SECRET_LENGTH}, e.g. `{GENERATE_SECRET}`"
             )
 
         meltano = _default_meltano()
@@ -107,15 +116,20 @@ class Settings:
         max_delay = _number(env, "KAITEN_SERVICE_MAX_DELAY_SECONDS", 30.0, 0.0)
         if max_delay < debounce:
             raise SettingsError(
-                f"KAITEN_SERVICE_MAX_DELAY_SECONDS ({max_delay:g}) is below KAITEN_SERVICE_DEBOUNCE_SECONDS "
+                f"KAITEN_SERVICE_MAX_DELAY_SECONDS ({max_delay:g}) is below "
+                "KAITEN_SERVICE_DEBOUNCE_SECONDS "
                 f"({debounce:g}): the longest wait cannot be shorter than the quiet period"
             )
         return cls(
             webhook_secret=secret,
             database_url=env.get("DATABASE_URL", "").strip() or None,
             project_root=root,
-            sync_command=_command(env, "KAITEN_SERVICE_SYNC_COMMAND", [meltano, "run", "kaiten-sync"]),
-            full_sync_command=_command(env, "KAITEN_SERVICE_FULL_SYNC_COMMAND", [meltano, "run", "kaiten-full-sync"]),
+            sync_command=_command(
+                env, "KAITEN_SERVICE_SYNC_COMMAND", [meltano, "run", "kaiten-sync"]
+            ),
+            full_sync_command=_command(
+                env, "KAITEN_SERVICE_FULL_SYNC_COMMAND", [meltano, "run", "kaiten-full-sync"]
+            ),
             debounce_seconds=debounce,
             max_delay_seconds=max_delay,
             child_env=env,
