@@ -100,6 +100,7 @@
 
     const marks = status.bookmarks;
     $("bookmarks-reason").textContent = marks.available ? "" : marks.reason;
+    $("bookmarks").hidden = marks.states.length === 0;
     const mbody = $("bookmarks").tBodies[0];
     mbody.replaceChildren();
     for (const state of marks.states) {
