@@ -166,6 +166,10 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     return max(seconds, 1.0)
 
 
+class EmptyBodyError(RetriableAPIError):
+    """200 with an empty body on a list page: asked again once before it counts as []."""
+
+
 class _RunState:
     """What all streams of one tap run share."""
 
@@ -205,6 +209,7 @@ class KaitenStream(RESTStream[int]):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._previous_page_digest: bytes | None = None
+        self._empty_body_url: str | None = None
         self._requests_made = 0
         self._records_read = 0
         self._last_progress_log = time.monotonic()
@@ -295,8 +300,17 @@ class KaitenStream(RESTStream[int]):
         # Decode here, inside the retried call: a body cut short by a dropped
         # connection is retried like any other transient failure.
         body = response.content
+        if not body.strip():
+            # Kaiten sometimes answers a list with an empty body. Taken at face value
+            # mid-paging it would end the stream early, so ask once more; a second
+            # empty answer really means [].
+            if response.url != self._empty_body_url:
+                self._empty_body_url = response.url
+                raise EmptyBodyError(f"empty body from {path}", response)
+            body = b"[]"
+        self._empty_body_url = None
         try:
-            payload = _decode_json(body) if body.strip() else []  # 200 + empty body == []
+            payload = _decode_json(body)
         except msgspec.DecodeError:
             raise RetriableAPIError(f"unreadable JSON from {path}", response) from None
         response.kaiten_records = self.extract_records(payload)  # type: ignore[attr-defined]
@@ -372,6 +386,8 @@ class KaitenStream(RESTStream[int]):
     def retry_wait_seconds(self, exception: BaseException, attempt: int) -> float:
         """How long to wait before attempt `attempt + 1`."""
         response = getattr(exception, "response", None)
+        if isinstance(exception, EmptyBodyError):
+            return 0.1
         if isinstance(exception, RetriableAPIError) and response is not None:
             server_wait = retry_after_seconds(response)
             if server_wait is None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:

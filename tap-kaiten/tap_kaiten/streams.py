@@ -160,6 +160,16 @@ class BoardsStream(KaitenStream):
         th.Property("default_card_type_id", ID),
         th.Property("card_properties", JSON_ARRAY),
         th.Property("cell_wip_limits", JSON_ARRAY),
+        th.Property("email_key", th.StringType),
+        th.Property("archived", th.BooleanType),
+        th.Property("company_id", ID),
+        th.Property("move_parents_to_done", th.BooleanType),
+        th.Property("default_tags", JSON_ARRAY),
+        th.Property("first_image_is_cover", th.BooleanType),
+        th.Property("reset_lane_spent_time", th.BooleanType),
+        th.Property("backward_moves_enabled", th.BooleanType),
+        th.Property("auto_assign_enabled", th.BooleanType),
+        th.Property("automove_cards", th.BooleanType),
     )
 
     @override
@@ -536,6 +546,18 @@ class CardsStream(KaitenStream):
         ),
         th.Property("files", JSON_ARRAY),
         th.Property("path_data", JSON_OBJECT),
+        th.Property("external_links", JSON_ARRAY),
+        th.Property("sd_external_recipients_cc", th.StringType),
+        th.Property("sprint_name", th.StringType),
+        th.Property("calculated_planned_start", th.DateType),
+        th.Property("calculated_planned_end", th.DateType),
+        th.Property("blocked_at", TS),
+        th.Property("blocker_id", ID),
+        th.Property("responsible_id", ID),
+        th.Property("members_count", th.IntegerType),
+        th.Property("tags_count", th.IntegerType),
+        th.Property("files_count", th.IntegerType),
+        th.Property("checklists_total", th.IntegerType),
     )
 
     @property

@@ -170,7 +170,7 @@ class TapKaiten(Tap):
         url = raw.strip()
         if url != raw:
             self.logger.warning("%s had surrounding whitespace; it was removed", ENV_URL)
-        if url.endswith("/"):
+        if url.endswith("/") and not url.rstrip("/").endswith(":"):
             url = url.rstrip("/")
             self.logger.warning("%s had a trailing slash; it was removed", ENV_URL)
         if "://" not in url:
