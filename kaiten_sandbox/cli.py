@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import NoReturn
 
 from kaiten_sandbox.sandbox import Sandbox
 
@@ -52,8 +53,15 @@ def _token(raw: str) -> str:
     return raw
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad arguments get one line saying what is wrong, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="kaiten-sandbox",
         description="Serve a generated Kaiten workspace at http://HOST:PORT/api/latest.",
     )

@@ -1123,8 +1123,9 @@ class Workspace:
                 self._set_archived(self.cards[cid], archived=False)
                 out["unarchived"].append(cid)
             for cid in pick(live + archived, counts.get("delete", 0)):
-                self._delete(cid)
+                relinked = self._delete(cid)
                 out["deleted"].append(cid)
+                out["updated"].extend(r for r in relinked if r not in out["updated"])
             n_touch = counts.get("touch_same_ms", 0)
             if n_touch:
                 stamp = self._now(1)
@@ -1214,18 +1215,22 @@ class Workspace:
         cond = 2 if archived else 1
         c.history.append((c.updated, c.board_id, c.column_id, c.lane_id, c.updater_id, cond))
 
-    def _delete(self, cid: int) -> None:
+    def _delete(self, cid: int) -> list[int]:
         card = self.cards.pop(cid)
         # Unlinking is a real write on the linked cards, so they get a new version too.
+        relinked: list[int] = []
         for other in card.parents_ids:
             if other in self.cards:
                 self.cards[other].children_ids.remove(cid)
                 self._bump(self.cards[other])
+                relinked.append(other)
         for other in card.children_ids:
             if other in self.cards:
                 self.cards[other].parents_ids.remove(cid)
                 self._bump(self.cards[other])
+                relinked.append(other)
         self.deleted_card_ids.append(cid)
+        return relinked
 
 
 def ids_of(cards: Iterable[Card]) -> list[int]:
