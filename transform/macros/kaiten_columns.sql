@@ -82,6 +82,9 @@
         {{- column -}}
     {%- elif source_type in ('json', 'text') or source_type.startswith('character varying') -%}
         {{- column ~ '::jsonb' -}}
+    {%- elif source_type == 'array' -%}
+        {#- an array type this macro's caller could not name -#}
+        {{- 'to_jsonb(' ~ column ~ ')' -}}
     {%- else -%}
         {#- postgres arrays and scalars -#}
         {{- 'to_jsonb(' ~ column ~ ')' -}}
@@ -90,7 +93,7 @@
 
 
 {% macro kaiten_to_bigint_array(column, source_type) %}
-    {%- if source_type == 'array' -%}
+    {%- if source_type.endswith('[]') or source_type == 'array' -%}
         {{- column ~ '::bigint[]' -}}
     {%- elif source_type in ('jsonb', 'json', 'text', 'character varying') -%}
         {{- 'array(select jsonb_array_elements_text(' ~ kaiten_to_jsonb(column, source_type) ~ ')::bigint)' -}}

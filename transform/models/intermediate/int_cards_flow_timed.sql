@@ -1,13 +1,26 @@
 -- When each card started and was finished, from its location history.
 -- started: the first time the card entered an in-progress or done column
---   (a card moved straight from the queue to done starts when it is done).
+--   while on the board (a card moved straight from the queue to done starts
+--   when it is done).
 -- done: the card's latest entry is in a done column; it has been done since
 --   the first entry of that trailing run of done-column entries, so moving
 --   back out of done and in again restarts the clock, while archiving a done
 --   card (an entry in the same column) does not.
-with sequenced as (
+with history as (
 
-    select * from {{ ref('int_card_locations_sequenced') }}
+    select * from {{ ref('stg_kaiten__card_location_history') }}
+
+),
+
+columns as (
+
+    select * from {{ ref('stg_kaiten__columns') }}
+
+),
+
+segments as (
+
+    {{ kaiten_card_location_segments('history', 'columns') }}
 
 ),
 
@@ -24,7 +37,7 @@ marked as (
                 over (partition by card_id),
             0
         ) as last_not_done_entry
-    from sequenced
+    from segments
 
 ),
 

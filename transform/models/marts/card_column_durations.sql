@@ -2,9 +2,15 @@
 -- Finished visits are summed in time_in_column_seconds; the visit the card is
 -- still in is open, so its length depends on when you ask: add
 -- now() - current_visit_started_at for it. Archived time counts nowhere.
-with sequenced as (
+with history as (
 
-    select * from {{ ref('int_card_locations_sequenced') }}
+    select * from {{ ref('stg_kaiten__card_location_history') }}
+
+),
+
+columns as (
+
+    select * from {{ ref('stg_kaiten__columns') }}
 
 ),
 
@@ -14,9 +20,9 @@ cards as (
 
 ),
 
-columns as (
+sequenced as (
 
-    select * from {{ ref('int_columns_ordered') }}
+    {{ kaiten_card_location_segments('history', 'columns') }}
 
 ),
 
@@ -68,7 +74,7 @@ final as (
         per_card_column.column_id,
         columns.board_id,
         columns.title as column_title,
-        columns.column_type_name as column_type,
+        {{ kaiten_column_type_name('columns.column_type') }} as column_type,
         per_card_column.visit_count,
         per_card_column.time_in_column_seconds::numeric(16, 3) as time_in_column_seconds,
         (per_card_column.time_in_column_seconds / 3600)::double precision as time_in_column_hours,
