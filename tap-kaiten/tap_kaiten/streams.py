@@ -427,6 +427,12 @@ class CardsPaginator(BaseAPIPaginator[CardsPage]):
         return len(records_of(response)) >= self.page_size
 
     @override
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        # A full page whose cards were all seen already (a big tie group, or the
+        # cards at the bookmark) is no sign of the end.
+        return self.has_more(response)
+
+    @override
     def get_next(self, response: requests.Response) -> CardsPage | None:
         records = records_of(response)
         page = self.current_value
@@ -581,7 +587,8 @@ class CardsStream(KaitenStream):
         """Lowest `updated` to read, and whether it is exactly the stored bookmark."""
         floor: datetime.datetime | None = None
         from_bookmark = False
-        bookmark = self.get_starting_replication_key_value(context)
+        # Read at the partition's start, before this run moves it.
+        bookmark = self.get_context_state(context).get("replication_key_value")
         if bookmark:
             lookback = int(self.config.get("lookback_minutes") or 0)
             floor = parse_datetime(str(bookmark)) - datetime.timedelta(minutes=lookback)
@@ -593,20 +600,22 @@ class CardsStream(KaitenStream):
                 floor, from_bookmark = start, False
         return floor, from_bookmark
 
+    def first_page(self, context: Context | None) -> CardsPage:
+        """Where this partition's reading starts, from its bookmark and the settings."""
+        floor, from_bookmark = self._floor(context)
+        if floor is None:
+            return CardsPage(anchor_ms=None, offset=0, cursor=None)
+        floor_ms = int(floor.timestamp() * 1000)
+        last_id = self.get_context_state(context).get("last_id")
+        if from_bookmark and last_id is not None:
+            # Resume right after the last card emitted, not after its millisecond.
+            return CardsPage(floor_ms, 0, (floor_ms, int(last_id)))
+        # Nothing before the floor; cards in the floor millisecond itself are kept.
+        return CardsPage(floor_ms, 0, (floor_ms - 1, 2**63))
+
     @override
     def get_new_paginator(self) -> CardsPaginator:
-        context = self._partition
-        floor, from_bookmark = self._floor(context)
-        cursor: tuple[int, int] | None = None
-        state = self.get_context_state(context)
-        if from_bookmark and floor is not None and state.get("last_id") is not None:
-            # Resume right after the last card emitted, not after its millisecond.
-            cursor = (int(floor.timestamp() * 1000), int(state["last_id"]))
-        elif floor is not None:
-            # Nothing before the floor; cards in the floor millisecond itself are kept.
-            cursor = (int(floor.timestamp() * 1000) - 1, 2**63)
-        anchor = None if floor is None else int(floor.timestamp() * 1000)
-        self._paginator = CardsPaginator(CardsPage(anchor, 0, cursor), self.page_size or 100)
+        self._paginator = CardsPaginator(self.first_page(self._partition), self.page_size or 100)
         return self._paginator
 
     @override
