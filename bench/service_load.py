@@ -122,7 +122,8 @@ def main() -> int:
             wait_idle(base, auth)
             rss0 = rss_kib(process.pid)
             print(
-                f"{'batch':<8}{'calls':>7}{'202s':>7}{'seconds':>9}{'calls/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}"
+                f"{'batch':<8}{'calls':>7}{'202s':>7}{'seconds':>9}{'calls/s':>9}"
+                f"{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}"
             )
             for batch in (1, 2, 3):
                 codes, latencies, seconds = fire(url, args.calls, args.threads)
@@ -139,7 +140,8 @@ def main() -> int:
             handed = sum(run["webhook_events"] for run in status["runs"])
             growth = (rss - rss0) / 1024
             print(
-                f"received {received}, handed to runs {handed}, runs {len(status['runs'])}, RSS growth {growth:+.1f} MiB"
+                f"received {received}, handed to runs {handed}, "
+                f"runs {len(status['runs'])}, RSS growth {growth:+.1f} MiB"
             )
             ok &= received == handed == 100 + 3 * args.calls and growth < 8
 
