@@ -5,16 +5,34 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP  := $(VENV)/.installed
+# Meltano's plugin venvs (.meltano/): rebuilt when a plugin definition changes.
+PLUGINS_STAMP := .meltano/.installed
+# Run Meltano and the console scripts from the project venv without activating it.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Plugins get the project's Python; never a user-site or a global pip config's extras.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint bench sync serve clean
+.PHONY: install demo demo-stop test lint bench sync full-sync serve clean
 
-$(STAMP): pyproject.toml constraints.txt tap-kaiten/pyproject.toml
+$(STAMP): pyproject.toml constraints.txt tap-kaiten/pyproject.toml plugins/kaiten-pgenv/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
-	$(PIP) -e '.[test]' -e './tap-kaiten[test]'
+	$(PIP) -e '.[test]' -e './tap-kaiten[test]' -e ./plugins/kaiten-pgenv
 	touch $@
 
-install: $(STAMP)
+$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) plugins/kaiten-pgenv/kaiten_pgenv.py
+	$(BIN)/meltano install
+	touch $@
+
+install: $(STAMP) $(PLUGINS_STAMP)
+
+# Sandbox + (DATABASE_URL or embedded PostgreSQL) + `meltano run kaiten-sync`, then what landed.
+demo: install
+	$(BIN)/python -m kaiten_local.demo $(DEMO_ARGS)
+
+# Stop the embedded PostgreSQL that `make demo` left running for psql.
+demo-stop:
+	$(BIN)/python -m kaiten_local.postgres stop
 
 # pytest exits 5 when it collects nothing; that is not a failure of the project.
 test: install
@@ -23,5 +41,27 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# Benchmarks are not tests: they time things. Each bench/*.py runs on its own.
+bench: install
+	@set -e; found=0; for script in bench/*.py; do \
+	  [ -e "$$script" ] || continue; found=1; \
+	  echo "== $$script"; $(BIN)/python "$$script"; \
+	done; [ $$found -eq 1 ] || echo "no benchmarks in bench/"
+
+# A real Kaiten account: KAITEN_API_URL, KAITEN_API_TOKEN and DATABASE_URL from .env.
+sync: install
+	@test -f .env || { echo "error: no .env: cp .env.example .env and fill in KAITEN_API_URL, KAITEN_API_TOKEN, DATABASE_URL"; exit 2; }
+	$(BIN)/meltano run kaiten-sync
+
+# The "Полная синхронизация" button: everything re-read, bookmarks replaced.
+full-sync: install
+	@test -f .env || { echo "error: no .env: cp .env.example .env and fill in KAITEN_API_URL, KAITEN_API_TOKEN, DATABASE_URL"; exit 2; }
+	$(BIN)/meltano run --full-refresh kaiten-full-sync
+
+# The sync service: webhooks, /api/sync, /admin/sync (kaiten_service/README.md). HOST/PORT overridable.
+serve: install
+	$(BIN)/kaiten-service --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000)
+
 clean:
-	rm -rf $(VENV) .meltano .local
+	-$(BIN)/python -m kaiten_local.postgres destroy 2>/dev/null
+	rm -rf $(VENV) .meltano

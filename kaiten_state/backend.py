@@ -64,18 +64,25 @@ create table if not exists {QUALIFIED} (
 );
 comment on table {QUALIFIED} is
     'Meltano state (Singer bookmarks) per state id, written by the kaiten_state backend';
-create or replace view {SCHEMA}.sync_streams as
+drop view if exists {SCHEMA}.sync_streams;
+create view {SCHEMA}.sync_streams as
     select m.state_id,
-           b.key                                as stream,
-           b.value ->> 'replication_key'        as replication_key,
-           b.value ->> 'replication_key_value'  as replication_key_value,
-           m.updated_at                         as synced_at
+           b.key                                          as stream,
+           p.value -> 'context'                           as partition,
+           coalesce(p.value, b.value) ->> 'replication_key'       as replication_key,
+           coalesce(p.value, b.value) ->> 'replication_key_value' as replication_key_value,
+           m.updated_at                                   as synced_at
     from {QUALIFIED} as m
     cross join lateral jsonb_each(
         coalesce(m.completed_state -> 'singer_state' -> 'bookmarks', '{{}}'::jsonb)
-    ) as b;
+    ) as b
+    -- partitioned streams (cards: one bookmark per condition) give one row per partition
+    left join lateral jsonb_array_elements(
+        case when jsonb_typeof(b.value -> 'partitions') = 'array'
+             then b.value -> 'partitions' else '[]'::jsonb end
+    ) as p on true;
 comment on view {SCHEMA}.sync_streams is
-    'One row per stream bookmark: when each stream was last synced and up to which value';
+    'One row per stream (and partition) bookmark: when it was last synced and up to which value';
 """
 
 
@@ -185,6 +192,16 @@ def _table_exists(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+def _schema_current(conn: psycopg.Connection) -> bool:
+    """Table and the current shape of the view exist (the view gained `partition`)."""
+    row = conn.execute(
+        "select to_regclass(%s) is not null and exists (select 1 from information_schema.columns"
+        " where table_schema = %s and table_name = 'sync_streams' and column_name = 'partition')",
+        (QUALIFIED, SCHEMA),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def _in_pipeline_run() -> bool:
     """True inside `meltano run|el|elt`: the commands whose state reads start a sync."""
     try:
@@ -229,7 +246,7 @@ class _Session:
         cls._by_url.clear()
 
     def _ensure_schema(self) -> None:
-        if _table_exists(self.conn):
+        if _schema_current(self.conn):
             return
         try:
             with self.conn.transaction():

@@ -1,0 +1,116 @@
+"""`meltano run kaiten-sync` for real: sandbox -> tap-kaiten -> target-postgres -> dbt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import STATE_ID, MeltanoProject, assert_ok, make_project, query
+from truth import assert_tables_equal_truth
+
+from kaiten_sandbox import Sandbox
+
+
+@dataclass
+class Synced:
+    sandbox: Sandbox
+    project: MeltanoProject
+    url: str
+    run_stderr: str
+
+
+@pytest.fixture(scope="module")
+def synced(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
+    """One sandbox workspace and one first `kaiten-sync` run, shared by read-only tests."""
+    with Sandbox(seed=7, cards=300, rate_limit=0) as sandbox:
+        root = make_project(tmp_path_factory.mktemp("synced") / "project")
+        project = MeltanoProject(
+            root,
+            {
+                "KAITEN_API_URL": sandbox.base_url,
+                "KAITEN_API_TOKEN": sandbox.token,
+                "DATABASE_URL": module_database,
+                "TAP_KAITEN_REQUESTS_PER_SECOND": "1000",
+                "DBT_LOG_PATH": str(root / ".meltano" / "dbt-logs"),
+            },
+        )
+        result = project.run("run", "kaiten-sync")
+        assert_ok(result)
+        yield Synced(sandbox, project, module_database, result.stderr)
+
+
+def test_first_run_loads_the_whole_workspace(synced: Synced) -> None:
+    """Every card (live and archived) and every entity, every value as the API returns it."""
+    truth = synced.sandbox.truth()
+    assert any(card["condition"] == 2 for card in truth["cards"]), "workspace needs archived cards"
+    assert_tables_equal_truth(synced.url, truth)
+
+
+def newest_update_by_condition(truth: dict) -> dict[int, str]:
+    newest: dict[int, str] = {}
+    for card in truth["cards"]:
+        newest[card["condition"]] = max(newest.get(card["condition"], ""), card["updated"])
+    return newest
+
+
+def card_bookmarks(singer_state: dict) -> dict[int, str]:
+    """Cards' bookmark per condition partition (live 1, archived 2)."""
+    cards = singer_state["bookmarks"]["cards"]
+    return {
+        part["context"]["condition"]: part["replication_key_value"]
+        for part in cards["partitions"]
+        if part.get("replication_key") == "updated"
+    }
+
+
+def test_bookmark_is_in_meltano_state_and_sync_metadata(synced: Synced) -> None:
+    expected = newest_update_by_condition(synced.sandbox.truth())
+
+    result = synced.project.run("state", "get", STATE_ID)
+    assert_ok(result)
+    state = json.loads(result.stdout.strip().splitlines()[-1])
+    assert card_bookmarks(state["singer_state"]) == expected
+
+    [(stored, updated_at)] = query(
+        synced.url,
+        "select completed_state, updated_at from kaiten.sync_metadata where state_id = %s",
+        (STATE_ID,),
+    )
+    assert stored["singer_state"] == state["singer_state"]
+    assert dt.datetime.now(dt.UTC) - updated_at < dt.timedelta(minutes=30)
+    rows = query(
+        synced.url,
+        "select (partition ->> 'condition')::int, replication_key_value from kaiten.sync_streams"
+        " where state_id = %s and stream = 'cards'",
+        (STATE_ID,),
+    )
+    assert dict(rows) == expected
+
+
+def test_state_list_shows_the_job(synced: Synced) -> None:
+    result = synced.project.run("state", "list")
+    assert_ok(result)
+    assert STATE_ID in result.stdout.split()
+
+
+def test_dbt_build_ran_in_the_job(synced: Synced) -> None:
+    """The job's transform step built the site's tables from what was just loaded."""
+    [(built,)] = query(
+        synced.url,
+        "select count(*) from information_schema.tables where table_schema = 'kaiten_site'",
+    )
+    assert built > 0, "dbt-postgres:build created no table in kaiten_site"
+
+
+def test_loader_session_is_utc(synced: Synced) -> None:
+    """Timestamps land as UTC wall time: the API's Z-suffixed values, unshifted."""
+    card = max(synced.sandbox.truth()["cards"], key=lambda c: c["id"])
+    [(loaded,)] = query(synced.url, "select updated from kaiten.cards where id = %s", (card["id"],))
+    expected = dt.datetime.fromisoformat(card["updated"]).replace(tzinfo=None)
+    assert loaded.replace(tzinfo=None) == expected
+
+
