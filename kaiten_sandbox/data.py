@@ -80,22 +80,22 @@ def _build_descriptions(rng: random.Random) -> list[str]:
 
 
 _DAY_PREFIX: dict[int, str] = {}
+# Lookup tables make timestamp formatting (~14 per card) a few string concatenations.
+_CLOCK = [f"{h:02d}:{m:02d}:{sec:02d}." for h in range(24) for m in range(60) for sec in range(60)]
+_MILLIS = [f"{ms:03d}Z" for ms in range(1000)]
 
 
 def fmt_ts(ms: int | None) -> str | None:
     """Kaiten's timestamp shape: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
     if ms is None:
         return None
-    # Hot path (every card has ~10 timestamps): cache the date part, do the clock by hand.
     day, rest = divmod(ms, 86_400_000)
     prefix = _DAY_PREFIX.get(day)
     if prefix is None:
         t = time.gmtime(day * 86_400)
         prefix = _DAY_PREFIX[day] = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-    hours, rest = divmod(rest, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
     seconds, millis = divmod(rest, 1000)
-    return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+    return prefix + _CLOCK[seconds] + _MILLIS[millis]
 
 
 def fmt_date(ms: int | None) -> str | None:
@@ -246,6 +246,7 @@ class Workspace:
         self.lock = threading.RLock()
         self.generation = 0  # bumped on every write; invalidates query caches
         self._query_cache: OrderedDict[tuple[Any, ...], list[Card]] = OrderedDict()
+        self._shared_cache: dict[tuple[str, int], dict[str, Any]] = {}
         rng = random.Random(seed)
         self.token = token or str(uuid.UUID(int=rng.getrandbits(128), version=4))
         self._descriptions = _build_descriptions(rng)
@@ -719,13 +720,39 @@ class Workspace:
             out["parent"] = self.column_short(col["column_id"])
         return out
 
-    def render_card(self, c: Card, *, detail: bool = True, description: bool = True) -> dict:
-        board = self.boards[c.board_id]
-        lane = self.lanes[c.lane_id]
-        ctype = self.card_types[c.type_id]
+    def _shared(self, kind: str, ident: int, build: Callable[[int], dict[str, Any]]) -> dict:
+        key = (kind, ident)
+        value = self._shared_cache.get(key)
+        if value is None:
+            value = self._shared_cache[key] = build(ident)
+        return value
+
+    def _type_short(self, type_id: int) -> dict[str, Any]:
+        t = self.card_types[type_id]
+        keys = ("id", "uid", "name", "letter", "color", "archived", "company_id")
+        return {k: t[k] for k in keys}
+
+    def _board_for_card(self, board_id: int) -> dict[str, Any]:
+        b = self.boards[board_id]
+        return {
+            k: b[k] for k in ("id", "uid", "title", "external_id", "card_properties", "space_id")
+        }
+
+    def _lane_short(self, lane_id: int) -> dict[str, Any]:
+        lane = self.lanes[lane_id]
+        return {k: lane[k] for k in ("id", "uid", "title", "sort_order", "condition", "board_id")}
+
+    def _path_data(self, board_id: int) -> dict[str, Any]:
+        board = self.boards[board_id]
         space = self.spaces[board["space_id"]]
+        return {
+            "space": {"id": space["id"], "uid": space["uid"], "title": space["title"]},
+            "board": {"id": board["id"], "uid": board["uid"], "title": board["title"]},
+        }
+
+    def render_card(self, c: Card, *, detail: bool = True, description: bool = True) -> dict:
         tags = self.tags
-        key = f"{ctype['letter']}-{c.id}"
+        key = f"{self.card_types[c.type_id]['letter']}-{c.id}"
         card: dict[str, Any] = {
             "id": c.id,
             "uid": self.uid("card", c.id),
@@ -813,35 +840,16 @@ class Workspace:
             "checklists_total": c.checklist_n,
             "external_links": [],
             "owner_email": self.users[c.owner_id]["email"],
-            "owner": self.user_short(c.owner_id),
-            "type": {
-                "id": ctype["id"],
-                "uid": ctype["uid"],
-                "name": ctype["name"],
-                "letter": ctype["letter"],
-                "color": ctype["color"],
-                "archived": ctype["archived"],
-                "company_id": COMPANY_ID,
-            },
-            "board": {
-                "id": board["id"],
-                "uid": board["uid"],
-                "title": board["title"],
-                "external_id": board["external_id"],
-                "card_properties": board["card_properties"],
-                "space_id": board["space_id"],
-            },
-            "column": self.column_short(c.column_id),
-            "lane": {
-                "id": lane["id"],
-                "uid": lane["uid"],
-                "title": lane["title"],
-                "sort_order": lane["sort_order"],
-                "condition": lane["condition"],
-                "board_id": lane["board_id"],
-            },
+            # Nested objects of immutable entities are built once and shared between
+            # cards: rendering is the server's hot path. Never mutate a rendered card.
+            "owner": self._shared("user", c.owner_id, self.user_short),
+            "type": self._shared("type", c.type_id, self._type_short),
+            "board": self._shared("board", c.board_id, self._board_for_card),
+            "column": self._shared("column", c.column_id, self.column_short),
+            "lane": self._shared("lane", c.lane_id, self._lane_short),
             "members": [
-                dict(self.user_short(u), type=t, card_id=c.id, user_id=u) for u, t in c.members
+                dict(self._shared("user", u, self.user_short), type=t, card_id=c.id, user_id=u)
+                for u, t in c.members
             ],
             "tags": [
                 {
@@ -855,10 +863,7 @@ class Workspace:
                 for t in c.tag_ids
             ],
             "files": self._files(c),
-            "path_data": {
-                "space": {"id": space["id"], "uid": space["uid"], "title": space["title"]},
-                "board": {"id": board["id"], "uid": board["uid"], "title": board["title"]},
-            },
+            "path_data": self._shared("path", c.board_id, self._path_data),
         }
         if detail:
             card["checklists"] = self._checklists(c)
