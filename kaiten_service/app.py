@@ -227,6 +227,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def start_sync(request: Request, kind: RunKind) -> JSONResponse:
         if denied := authorize(request):
             return denied
+        if await runner.locked_elsewhere():
+            return error(
+                409, "a sync run started outside this service is going (pipeline lock held)"
+            )
         try:
             run = runner.start_run(kind, trigger="api")
         except RunAlreadyGoingError as exc:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kaiten_service.settings import Settings
+from kaiten_state.lock import sync_lock_held
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ OUTPUT_TAIL_LINES = 20
 MAX_LINE_BYTES = 256 * 1024
 # How long a run gets to stop on SIGTERM (service shutdown) before SIGKILL.
 TERMINATE_GRACE_SECONDS = 10.0
+# While a run started elsewhere (cron, `make sync`) holds the pipeline lock,
+# pending webhook hints wait this long before the next try.
+LOCKED_RETRY_SECONDS = 5.0
 
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY)", re.IGNORECASE)
 
@@ -156,6 +160,7 @@ class SyncRunner:
         self._pending_events = 0
         self._pending_since: float | None = None
         self._last_event: float | None = None
+        self._retry_at: float | None = None
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._run_task: asyncio.Task[None] | None = None
@@ -207,10 +212,11 @@ class SyncRunner:
     def _due(self) -> float:
         assert self._pending_since is not None
         assert self._last_event is not None
-        return min(
+        due = min(
             self._last_event + self.settings.debounce_seconds,
             self._pending_since + self.settings.max_delay_seconds,
         )
+        return max(due, self._retry_at or 0.0)
 
     def pending(self) -> dict[str, Any] | None:
         if self._pending_since is None:
@@ -221,6 +227,7 @@ class SyncRunner:
             # While a run is going, pending events wait for it to finish first.
             "run_due_in_seconds": round(due_in, 3),
             "waiting_for_current_run": self.current is not None,
+            "waiting_for_pipeline_lock": self._retry_at is not None,
         }
 
     async def _schedule_loop(self) -> None:
@@ -234,14 +241,32 @@ class SyncRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
                 continue
+            if await self.locked_elsewhere():
+                # Keep the hints: a run that started before they arrived may
+                # not have seen their changes.
+                self._retry_at = time.monotonic() + LOCKED_RETRY_SECONDS
+                continue
             try:
                 self.start_run(RunKind.INCREMENTAL, trigger="webhook")
+            except RunAlreadyGoingError:
+                continue  # an API call started one while we checked the lock: it took the hints
             except Exception:
                 # The scheduler must outlive one bad start (e.g. command missing);
                 # the failure is already in the run history.
                 log.exception("could not start a webhook-triggered run")
 
     # --- runs --------------------------------------------------------------
+    async def locked_elsewhere(self) -> bool:
+        """Whether a pipeline run outside this service holds the lock (`meltano run` from cron)."""
+        if not self.settings.database_url or self.current is not None:
+            return False
+        try:
+            return await asyncio.to_thread(sync_lock_held, self.settings.database_url)
+        except Exception as exc:
+            # Database unreachable: the run itself will fail and say why.
+            log.warning("could not check the pipeline lock: %s", type(exc).__name__)
+            return False
+
     def start_run(self, kind: RunKind, trigger: str) -> Run:
         if self.current is not None:
             raise RunAlreadyGoingError(self.current)
@@ -257,6 +282,7 @@ class SyncRunner:
         self._pending_events = 0
         self._pending_since = None
         self._last_event = None
+        self._retry_at = None
         self.current = run
         self._run_task = asyncio.create_task(self._execute(run), name=f"kaiten-sync-{run.id}")
         log.info(

@@ -127,8 +127,11 @@ class Settings:
             sync_command=_command(
                 env, "KAITEN_SERVICE_SYNC_COMMAND", [meltano, "run", "kaiten-sync"]
             ),
+            # A job cannot carry run flags: the full refresh is asked for on the command line.
             full_sync_command=_command(
-                env, "KAITEN_SERVICE_FULL_SYNC_COMMAND", [meltano, "run", "kaiten-full-sync"]
+                env,
+                "KAITEN_SERVICE_FULL_SYNC_COMMAND",
+                [meltano, "run", "--full-refresh", "kaiten-full-sync"],
             ),
             debounce_seconds=debounce,
             max_delay_seconds=max_delay,

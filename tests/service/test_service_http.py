@@ -11,6 +11,8 @@ import psycopg
 import pytest
 import requests
 
+from kaiten_state.backend import DDL, LOCK_KEY_SQL
+
 JSON = {"Content-Type": "application/json"}
 ONE_MB = 1024 * 1024
 
@@ -449,3 +451,28 @@ def test_unknown_paths_and_methods_get_short_json(service):
     response = service.http.get(service.url("/api/sync"), headers=service.auth())
     assert response.status_code == 405
     assert response.json() == {"error": "method not allowed"}
+
+
+def test_a_run_holding_the_pipeline_lock_elsewhere_blocks_api_and_defers_webhook_runs(service):
+    # A `meltano run` from cron holds the state backend's advisory lock.
+    state_id = "dev:tap-kaiten-to-target-postgres"
+    with psycopg.connect(service.database_url, autocommit=True) as holder:
+        holder.execute(DDL)
+        holder.execute("insert into kaiten.sync_metadata (state_id) values (%s)", [state_id])
+        holder.execute(f"select pg_advisory_lock({LOCK_KEY_SQL})", [state_id])
+
+        response = service.http.post(service.url("/api/sync"), headers=service.auth())
+        assert response.status_code == 409
+        assert "outside this service" in response.json()["error"]
+        assert post_event(service, {"event": "card:update", "data": {"id": 1}}).status_code == 202
+        status = service.wait_until(
+            lambda s: s["pending"] and s["pending"]["waiting_for_pipeline_lock"]
+        )
+        assert status["runs"] == []
+        assert service.db_runs() == []
+    # Lock released: the deferred hint gets its run.
+    status = service.wait_until(lambda s: s["runs"] and s["current_run"] is None, timeout=30)
+    [run] = status["runs"]
+    assert run["trigger"] == "webhook"
+    assert run["webhook_events"] == 1
+    assert len(service.db_runs()) == 1
