@@ -136,3 +136,16 @@
             then ({{ expression }})::timestamptz
     end
 {%- endmacro %}
+
+
+{# The relation when it exists in the database, else none. #}
+{% macro kaiten_existing_relation(relation) %}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(adapter.get_relation(
+        database=relation.database,
+        schema=relation.schema,
+        identifier=relation.identifier,
+    )) }}
+{% endmacro %}

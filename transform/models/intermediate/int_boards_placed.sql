@@ -22,7 +22,7 @@ placements as (
         placed.space_id,
         false as is_primary
     from boards
-    cross join lateral unnest(coalesce(boards.space_ids, array[]::bigint[])) as placed (space_id)
+    cross join lateral unnest(coalesce(boards.space_ids, array[]::bigint [])) as placed (space_id)
     where placed.space_id is distinct from boards.space_id
 
 ),

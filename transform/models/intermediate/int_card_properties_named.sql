@@ -21,8 +21,8 @@ select_options as (
 
     select
         custom_properties.custom_property_id,
-        option.value ->> 'id' as option_id,
-        option.value ->> 'value' as option_text
+        select_option.value ->> 'id' as option_id,
+        select_option.value ->> 'value' as option_text
     from custom_properties
     cross join lateral jsonb_array_elements(
         case
@@ -30,7 +30,7 @@ select_options as (
                 then custom_properties.select_values
             else '[]'::jsonb
         end
-    ) as option
+    ) as select_option
 
 ),
 

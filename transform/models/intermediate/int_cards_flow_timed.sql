@@ -21,7 +21,6 @@ columns as (
 segments as (
 
     {{ kaiten_card_location_segments('history', 'columns') }}
-
 ),
 
 marked as (

@@ -28,9 +28,9 @@ positioned as (
         case
             when columns.parent_column_id is null then 0
             else row_number() over (
-                partition by columns.parent_column_id
-                order by columns.sort_order, columns.column_id
-            )
+                    partition by columns.parent_column_id
+                    order by columns.sort_order, columns.column_id
+                )
         end as subcolumn_position
     from columns
     left join columns as parents

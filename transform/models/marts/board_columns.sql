@@ -33,7 +33,7 @@ loads as (
         coalesce(sum(live_cards.size), 0) as card_size_total
     from columns
     left join columns as leaves
-        on leaves.column_id = columns.column_id or leaves.parent_column_id = columns.column_id
+        on columns.column_id = leaves.column_id or columns.column_id = leaves.parent_column_id
     left join live_cards
         on leaves.column_id = live_cards.column_id
     group by columns.column_id

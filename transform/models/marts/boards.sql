@@ -22,7 +22,7 @@ placements as (
 
     select
         board_id,
-        array_agg(space_id order by is_primary desc, space_id) as space_ids
+        array_agg(space_id order by is_primary desc, space_id asc) as space_ids
     from {{ ref('int_boards_placed') }}
     group by board_id
 
@@ -72,7 +72,7 @@ final as (
         boards.space_id,
         spaces.title as space_title,
         space_paths.space_path,
-        coalesce(placements.space_ids, array[]::bigint[]) as space_ids,
+        coalesce(placements.space_ids, array[]::bigint []) as space_ids,
         boards.board_type,
         boards.sort_order,
         coalesce(structure.column_count, 0) as column_count,

@@ -23,7 +23,6 @@ cards as (
 sequenced as (
 
     {{ kaiten_card_location_segments('history', 'columns') }}
-
 ),
 
 current_visits as (
@@ -51,8 +50,8 @@ per_card_column as (
         min(sequenced.changed_at) filter (where sequenced.is_on_board) as first_entered_at,
         max(sequenced.next_changed_at) filter (
             where
-                sequenced.is_on_board
-                and sequenced.visit_number is distinct from current_visits.current_visit_number
+            sequenced.is_on_board
+            and sequenced.visit_number is distinct from current_visits.current_visit_number
         ) as last_left_at,
         min(sequenced.changed_at) filter (
             where sequenced.visit_number = current_visits.current_visit_number

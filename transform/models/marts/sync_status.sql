@@ -3,15 +3,7 @@
     the first `meltano run`; before that (or when the loader runs without
     Meltano) every stream is listed with no bookmark instead of failing.
 -#}
-{%- set state_source = source('kaiten', 'sync_metadata') -%}
-{%- set state_table = none -%}
-{%- if execute -%}
-    {%- set state_table = adapter.get_relation(
-        database=state_source.database,
-        schema=state_source.schema,
-        identifier=state_source.identifier,
-    ) -%}
-{%- endif -%}
+{%- set state_table = kaiten_existing_relation(source('kaiten', 'sync_metadata')) -%}
 {%- set streams = [
     'boards', 'card_comments', 'card_location_history', 'card_types', 'cards',
     'columns', 'custom_properties', 'lanes', 'spaces', 'tags', 'users',
@@ -116,7 +108,7 @@ latest as (
     -- the most recently written state that mentions the stream
     select distinct on (stream_name) *
     from per_state
-    order by stream_name, bookmark_written_at desc, state_id
+    order by stream_name asc, bookmark_written_at desc, state_id asc
 
 ),
 

@@ -25,7 +25,10 @@ renamed as (
         {{ kaiten_field(types, 'board_id', 'bigint') }} as board_id,
         {{ kaiten_field(types, 'column_id', 'bigint') }} as column_id,
         {{ kaiten_field(types, 'lane_id', 'bigint') }} as lane_id,
-        ({{ kaiten_field(types, 'path_data', 'jsonb') }} #>> '{space,id}')::bigint as space_id,
+        coalesce(
+            ({{ kaiten_field(types, 'path_data', 'jsonb') }} #>> '{space,id}')::bigint,
+            {{ kaiten_field(types, 'space_id', 'bigint') }}
+        ) as space_id,
         {{ kaiten_field(types, 'path_data', 'jsonb') }} #>> '{space,title}' as space_title,
         ({{ kaiten_field(types, 'column', 'jsonb') }} #>> '{parent,id}')::bigint as parent_column_id,
         {{ kaiten_field(types, 'sort_order', 'double precision') }} as sort_order,
@@ -49,35 +52,38 @@ renamed as (
         {{ kaiten_field(types, 'type_id', 'bigint') }} as card_type_id,
         {{ kaiten_field(types, 'type', 'jsonb') }} ->> 'name' as card_type_name,
         array(
-            select (member ->> 'id')::bigint
-            from jsonb_array_elements(
-                coalesce({{ kaiten_field(types, 'members', 'jsonb') }}, '[]'::jsonb)
-            ) as member
-            order by (member ->> 'id')::bigint
+            select (card_members.member ->> 'id')::bigint
+            from
+                jsonb_array_elements(
+                    coalesce({{ kaiten_field(types, 'members', 'jsonb') }}, '[]'::jsonb)
+                ) as card_members (member)
+            order by (card_members.member ->> 'id')::bigint
         ) as member_ids,
         array(
-            select (member ->> 'id')::bigint
-            from jsonb_array_elements(
-                coalesce({{ kaiten_field(types, 'members', 'jsonb') }}, '[]'::jsonb)
-            ) as member
-            where (member ->> 'type') = '2'
-            order by (member ->> 'id')::bigint
+            select (card_members.member ->> 'id')::bigint
+            from
+                jsonb_array_elements(
+                    coalesce({{ kaiten_field(types, 'members', 'jsonb') }}, '[]'::jsonb)
+                ) as card_members (member)
+            where (card_members.member ->> 'type') = '2'
+            order by (card_members.member ->> 'id')::bigint
         ) as responsible_ids,
         coalesce(
             {{ kaiten_field(types, 'tag_ids', 'bigint[]') }},
             array(
-                select (tag ->> 'id')::bigint
+                select (card_tags.tag ->> 'id')::bigint
                 from jsonb_array_elements(
                     coalesce({{ kaiten_field(types, 'tags', 'jsonb') }}, '[]'::jsonb)
-                ) as tag
+                ) as card_tags (tag)
             )
         ) as tag_ids,
         array(
-            select tag ->> 'name'
-            from jsonb_array_elements(
-                coalesce({{ kaiten_field(types, 'tags', 'jsonb') }}, '[]'::jsonb)
-            ) as tag
-            order by tag ->> 'name'
+            select card_tags.tag ->> 'name'
+            from
+                jsonb_array_elements(
+                    coalesce({{ kaiten_field(types, 'tags', 'jsonb') }}, '[]'::jsonb)
+                ) as card_tags (tag)
+            order by card_tags.tag ->> 'name'
         ) as tag_names,
         {{ kaiten_field(types, 'parents_ids', 'bigint[]') }} as parent_card_ids,
         {{ kaiten_field(types, 'children_ids', 'bigint[]') }} as child_card_ids,
