@@ -102,7 +102,7 @@ def fmt_date(ms: int | None) -> str | None:
     return None if ms is None else fmt_ts(ms)[:10]  # type: ignore[index]
 
 
-class BadRequest(Exception):
+class BadRequest(ValueError):
     """Client error that becomes a 400 with a Kaiten-style ``{"message": ...}`` body."""
 
 
@@ -1045,32 +1045,50 @@ class Workspace:
         return prop
 
     # ----------------------------------------------------------------- truth
-    def truth(self) -> dict[str, Any]:
+    STREAMS = (
+        "spaces", "boards", "columns", "lanes", "cards", "users", "tags", "card_types",
+        "custom_properties", "card_location_history", "card_comments", "deleted_card_ids",
+        "space_boards",
+    )  # fmt: skip
+
+    def truth(self, streams: Iterable[str] | None = None) -> dict[str, Any]:
+        """Every entity as the API returns it; `streams` picks a subset (big workspaces)."""
+        wanted = list(self.STREAMS if streams is None else streams)
+        unknown = sorted(set(wanted) - set(self.STREAMS))
+        if unknown:
+            raise BadRequest(
+                f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(self.STREAMS)}"
+            )
         with self.lock:
             cards = sorted(self.cards.values(), key=lambda c: c.id)
-            return {
-                "spaces": [self.space_json(s, with_boards=False) for s in self.space_order],
-                "boards": [self.board_json(b, with_cards=False) for b in self.board_ids],
-                "columns": [col for b in self.board_ids for col in self.columns_json(b)],
-                "lanes": [lane for b in self.board_ids for lane in self.lanes_json(b)],
-                "cards": [self.render_card(c) for c in cards],
-                "users": [dict(u) for u in self.users.values()],
-                "tags": self.visible_tags(),
-                "card_types": [dict(t) for t in self.card_types.values()],
-                "custom_properties": [
+            build: dict[str, Callable[[], Any]] = {
+                "spaces": lambda: [self.space_json(s, with_boards=False) for s in self.space_order],
+                "boards": lambda: [self.board_json(b, with_cards=False) for b in self.board_ids],
+                "columns": lambda: [col for b in self.board_ids for col in self.columns_json(b)],
+                "lanes": lambda: [lane for b in self.board_ids for lane in self.lanes_json(b)],
+                "cards": lambda: [self.render_card(c) for c in cards],
+                "users": lambda: [dict(u) for u in self.users.values()],
+                "tags": self.visible_tags,
+                "card_types": lambda: [dict(t) for t in self.card_types.values()],
+                "custom_properties": lambda: [
                     self.custom_property_json(p, include_values=True)
                     for p in self.custom_properties
                 ],
-                "card_location_history": [h for c in cards for h in self.location_history(c)],
-                "card_comments": [m for c in cards for m in self.comments(c)],
-                "deleted_card_ids": list(self.deleted_card_ids),
-                "space_boards": [[s, b] for s, b in self.space_boards],
+                "card_location_history": lambda: [
+                    h for c in cards for h in self.location_history(c)
+                ],
+                "card_comments": lambda: [m for c in cards for m in self.comments(c)],
+                "deleted_card_ids": lambda: list(self.deleted_card_ids),
+                "space_boards": lambda: [[s, b] for s, b in self.space_boards],
             }
+            return {name: build[name]() for name in wanted}
 
     # ----------------------------------------------------------------- /cards query
     def query_cards(self, key: tuple[Any, ...], build: Callable[[], list[Card]]) -> list[Card]:
         """Memoise one filtered+ordered result per query so offset paging is cheap."""
         with self.lock:
+            if self._query_cache and next(iter(self._query_cache))[0] != self.generation:
+                self._query_cache.clear()  # results of older generations can never hit again
             full_key = (self.generation, *key)
             hit = self._query_cache.get(full_key)
             if hit is not None:

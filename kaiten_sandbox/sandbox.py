@@ -97,9 +97,10 @@ class Sandbox:
         return self.workspace.token
 
     # ------------------------------------------------------------------ control
-    def truth(self) -> dict[str, Any]:
-        """Same as GET /_sandbox/state (round-tripped through JSON so types match)."""
-        return orjson.loads(orjson.dumps(self.workspace.truth()))
+    def truth(self, *streams: str) -> dict[str, Any]:
+        """Same as GET /_sandbox/state[?streams=a,b] (round-tripped through JSON so types
+        match). Name streams to get only those: rendering 100,000 cards takes seconds."""
+        return orjson.loads(orjson.dumps(self.workspace.truth(streams or None)))
 
     def mutate(self, seed: int | None = None, **counts: int) -> dict[str, list[int]]:
         body: dict[str, Any] = dict(counts)

@@ -643,6 +643,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
     def _dispatch(self, method: str) -> None:
         app = self.server.app
         try:
@@ -657,7 +660,7 @@ class Handler(BaseHTTPRequestHandler):
             path = split.path
             query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
             if path.startswith("/_sandbox"):
-                self._send(self._control(app, method, path, body))
+                self._send(self._control(app, method, path, body, query))
                 return
             match = API_PREFIX.fullmatch(path)
             if match is None:
@@ -743,9 +746,11 @@ class Handler(BaseHTTPRequestHandler):
             response.body = b""
         self._send(response)
 
-    def _control(self, app: App, method: str, path: str, body: bytes) -> Response:
+    def _control(
+        self, app: App, method: str, path: str, body: bytes, query: dict[str, str]
+    ) -> Response:
         routes: dict[str, dict[str, Callable[[], Response]]] = {
-            "/_sandbox/state": {"GET": lambda: json_response(app.ws.truth())},
+            "/_sandbox/state": {"GET": lambda: json_response(app.ws.truth(_streams(query)))},
             "/_sandbox/stats": {"GET": lambda: json_response(app.stats.snapshot())},
             "/_sandbox/stats/reset": {"POST": lambda: (app.stats.reset(), json_response({}))[1]},
             "/_sandbox/config": {
@@ -781,6 +786,11 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if response.body:
             self.wfile.write(response.body)
+
+
+def _streams(query: dict[str, str]) -> list[str] | None:
+    raw = query.get("streams")
+    return None if raw is None else [s.strip() for s in raw.split(",") if s.strip()]
 
 
 def _json_body(body: bytes) -> Any:

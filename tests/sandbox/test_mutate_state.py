@@ -170,3 +170,19 @@ def test_config_endpoint_reads_and_changes_settings(kaiten_sandbox):
     changed = requests.post(url, json={"updated_after": "strict", "rate_limit": 7}).json()
     assert changed["updated_after"] == "strict"
     assert requests.get(url).json() == changed == kaiten_sandbox.config
+
+
+def test_state_can_be_limited_to_named_streams(kaiten_sandbox):
+    full = kaiten_sandbox.truth()
+    assert kaiten_sandbox.truth("cards", "deleted_card_ids") == {
+        "cards": full["cards"],
+        "deleted_card_ids": full["deleted_card_ids"],
+    }
+    url = f"{kaiten_sandbox.base_url}/_sandbox/state"
+    assert requests.get(url, params={"streams": "users,tags"}).json() == {
+        "users": full["users"],
+        "tags": full["tags"],
+    }
+    bad = requests.get(url, params={"streams": "cards,widgets"})
+    assert bad.status_code == 400
+    assert "widgets" in bad.json()["message"]
