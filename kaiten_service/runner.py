@@ -39,6 +39,7 @@ TERMINATE_GRACE_SECONDS = 10.0
 # pending webhook hints wait this long before the next try.
 LOCKED_RETRY_SECONDS = 5.0
 
+_LOADER_LINE = re.compile(r"\]\s+target-")
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY)", re.IGNORECASE)
 
 
@@ -123,13 +124,14 @@ def redact(text: str, secrets_to_hide: Iterable[str]) -> str:
 def parse_record_counts(line: str) -> tuple[str, int] | None:
     """(stream, records) from a Singer SDK `record_count` metric line emitted by the tap.
 
-    Meltano prefixes each plugin line with its own fields; the SDK's metric
-    itself is `METRIC: {json}`. Targets built on the SDK emit the same metric
-    for what they load, so lines Meltano marks as coming from a consumer
-    (the loader) are skipped: the count is of records read from Kaiten.
+    Meltano prints each plugin line as `<time> [info     ] <plugin> <text>`;
+    the SDK's metric text is `METRIC: {json}`. Targets built on the SDK emit
+    the same metric for what they load, so the loader's lines are skipped (by
+    its name, or by Meltano's consumer marker in key=value output): the count
+    is of records read from Kaiten.
     """
     marker = line.find("METRIC:")
-    if marker < 0 or "consumer=True" in line or "producer=False" in line:
+    if marker < 0 or _LOADER_LINE.search(line[:marker]) or "consumer=True" in line:
         return None
     start = line.find("{", marker)
     if start < 0:
