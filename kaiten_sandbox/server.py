@@ -54,7 +54,8 @@ class SandboxConfig:
     default_order: str = "created:desc"  # /cards order when the client pins none
     extra_tokens: list[str] = field(default_factory=list)  # more valid tokens (per-token tests)
     # Deterministic faults: each entry answers the next `count` matching API requests.
-    # Keys: count, status, headers, body, drop, empty_body, latency_ms, path (substring).
+    # Keys: count, status, headers, body, content_type, drop, empty_body, latency_ms,
+    # path (substring of the request path).
     inject: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -75,7 +76,10 @@ _CONFIG_TYPES: dict[str, Callable[[Any], bool]] = {
     "extra_tokens": lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v),
     "inject": lambda v: isinstance(v, list) and all(_valid_inject(e) for e in v),
 }
-_INJECT_KEYS = {"count", "status", "headers", "body", "drop", "empty_body", "latency_ms", "path"}
+_INJECT_KEYS = {
+    "count", "status", "headers", "body", "content_type",
+    "drop", "empty_body", "latency_ms", "path",
+}  # fmt: skip
 
 
 def _valid_inject(entry: Any) -> bool:
@@ -91,6 +95,7 @@ def _valid_inject(entry: Any) -> bool:
         and isinstance(headers, dict)
         and all(isinstance(k, str) and isinstance(v, str | int) for k, v in headers.items())
         and isinstance(entry.get("body", ""), str)
+        and isinstance(entry.get("content_type", ""), str)
         and isinstance(entry.get("path", ""), str)
         and isinstance(entry.get("latency_ms", 0), int)
     )
@@ -264,7 +269,13 @@ class App:
             )
         for key, value in changes.items():
             if not _CONFIG_TYPES[key](value):
-                raise BadRequest(f"invalid value for {key}: {value!r}")
+                hint = ""
+                if key == "inject":
+                    hint = (
+                        "; expected a list of objects with keys "
+                        f"{', '.join(sorted(_INJECT_KEYS))} (count >= 1, status 100-599)"
+                    )
+                raise BadRequest(f"invalid value for {key}: {value!r}{hint}")
         with self.config_lock:
             for key, value in changes.items():
                 if key == "inject":
@@ -697,7 +708,8 @@ class Handler(BaseHTTPRequestHandler):
                 if body is None:
                     raw, ctype = _default_error_body(status)
                 else:
-                    raw, ctype = body.encode(), "text/plain; charset=utf-8"
+                    raw = body.encode()
+                    ctype = injected.get("content_type") or _guess_content_type(raw)
                 headers = {k: str(v) for k, v in injected.get("headers", {}).items()}
                 self._send(Response(status, raw, ctype, headers))
                 return
@@ -736,6 +748,9 @@ class Handler(BaseHTTPRequestHandler):
         except NotFoundError:
             response = Response(404, b"")
         response.headers.update(rate_headers)
+        if injected is not None:
+            # A scripted entry without a status decorates the real answer (e.g. headers).
+            response.headers.update({k: str(v) for k, v in injected.get("headers", {}).items()})
         empty = injected is not None and injected.get("empty_body")
         if (
             response.status == 200
@@ -800,6 +815,17 @@ def _json_body(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("request body must be valid JSON") from None
+
+
+def _guess_content_type(raw: bytes) -> str:
+    """Scripted bodies that parse as JSON are served as JSON, anything else as text."""
+    if not raw.strip():
+        return "application/json; charset=utf-8"
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "text/plain; charset=utf-8"
+    return "application/json; charset=utf-8"
 
 
 def _default_error_body(status: int) -> tuple[bytes, str]:

@@ -111,6 +111,7 @@ def test_scripted_drop_empty_body_and_custom_body(kaiten_sandbox, api):
             {"count": 1, "drop": True},
             {"count": 1, "empty_body": True},
             {"count": 1, "status": 402, "body": '{"message": "Not in your tariff"}'},
+            {"count": 1, "status": 403, "body": "Forbidden"},
         ]
     )
     with pytest.raises(requests.exceptions.ConnectionError):
@@ -120,6 +121,10 @@ def test_scripted_drop_empty_body_and_custom_body(kaiten_sandbox, api):
     paid = api.get(f"{kaiten_sandbox.api_url}/cards")
     assert paid.status_code == 402
     assert paid.text == '{"message": "Not in your tariff"}'
+    assert paid.headers["Content-Type"].startswith("application/json")
+    forbidden = api.get(f"{kaiten_sandbox.api_url}/cards")
+    assert (forbidden.status_code, forbidden.text) == (403, "Forbidden")
+    assert forbidden.headers["Content-Type"].startswith("text/plain")
     assert len(api.get(f"{kaiten_sandbox.api_url}/cards").json()) == 100
 
 
@@ -129,3 +134,14 @@ def test_faults_configured_at_start(kaiten_sandbox_factory):
         f"{sandbox.api_url}/cards", headers={"Authorization": f"Bearer {sandbox.token}"}
     )
     assert response.status_code in (500, 502, 503)
+
+
+def test_scripted_headers_without_status_decorate_the_real_answer(kaiten_sandbox, api):
+    kaiten_sandbox.configure(
+        inject=[{"path": "/tags", "headers": {"X-RateLimit-Remaining": "0", "X-Extra": "1"}}]
+    )
+    response = api.get(f"{kaiten_sandbox.api_url}/tags")
+    assert response.status_code == 200
+    assert response.json() == kaiten_sandbox.truth("tags")["tags"][:100]
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    assert "X-Extra" not in api.get(f"{kaiten_sandbox.api_url}/tags").headers
