@@ -43,17 +43,12 @@ def main() -> int:
         if extra := os.environ.get("FAKE_SYNC_PRINT"):
             print(extra, flush=True)
         time.sleep(seconds)
+        # Lines as `meltano run` prints them (format captured from a real run).
+        prefix = "2026-12-04T20:21:09.711065Z [info     ]"
         for stream, count in (("cards", 7), ("users", 3)):
-            point = {
-                "type": "counter",
-                "metric": "record_count",
-                "value": count,
-                "tags": {"stream": stream},
-            }
-            print(
-                f"INFO METRIC: {json.dumps(point)} cmd_type=elb consumer=False producer=True",
-                flush=True,
-            )
+            point = {"type": "counter", "metric": "record_count", "value": count}
+            point["tags"] = {"stream": stream}
+            print(f"{prefix} tap-kaiten   METRIC: {json.dumps(point)}", flush=True)
         # What an SDK target logs for the same records: must not be counted twice.
         point = {
             "type": "counter",
@@ -61,9 +56,9 @@ def main() -> int:
             "value": 7,
             "tags": {"stream": "cards"},
         }
+        print(f"{prefix} target-postgres METRIC: {json.dumps(point)}", flush=True)
         print(
-            f"INFO METRIC: {json.dumps(point)} cmd_type=elb consumer=True producer=False",
-            flush=True,
+            f"{prefix} target-postgres METRIC   metric_name=record_count metric_value=3", flush=True
         )
         conn.execute(
             "update service_test_runs set ended_at = clock_timestamp() where id = %s", [run_id]
