@@ -247,6 +247,7 @@ class Workspace:
         self.generation = 0  # bumped on every write; invalidates query caches
         self._query_cache: OrderedDict[tuple[Any, ...], list[Card]] = OrderedDict()
         self._shared_cache: dict[tuple[str, int], dict[str, Any]] = {}
+        self._used_tags: tuple[int, list[int]] | None = None
         rng = random.Random(seed)
         self.token = token or str(uuid.UUID(int=rng.getrandbits(128), version=4))
         self._descriptions = _build_descriptions(rng)
@@ -1026,17 +1027,22 @@ class Workspace:
         board["columns"] = self.columns_json(bid)
         board["lanes"] = self.lanes_json(bid)
         if with_cards:
+            on_board = self.query_cards(
+                ("board_cards", bid),
+                lambda: sorted((c for c in self.cards.values() if c.board_id == bid), key=_by_id),
+            )
             board["cards"] = [
-                self.render_card(c, detail=False, description=False)
-                for c in sorted(self.cards.values(), key=lambda x: x.id)
-                if c.board_id == bid
+                self.render_card(c, detail=False, description=False) for c in on_board
             ]
         return board
 
     def visible_tags(self) -> list[dict[str, Any]]:
         # Kaiten lists only tags that sit on at least one card.
-        used = {t for c in self.cards.values() for t in c.tag_ids}
-        return [dict(self.tags[t]) for t in sorted(used)]
+        with self.lock:
+            if self._used_tags is None or self._used_tags[0] != self.generation:
+                used = {t for c in self.cards.values() for t in c.tag_ids}
+                self._used_tags = (self.generation, sorted(used))
+            return [dict(self.tags[t]) for t in self._used_tags[1]]
 
     def custom_property_json(self, pid: int, *, include_values: bool) -> dict[str, Any]:
         prop = dict(self.custom_properties[pid])
@@ -1256,5 +1262,5 @@ class Workspace:
         return relinked
 
 
-def ids_of(cards: Iterable[Card]) -> list[int]:
-    return [c.id for c in cards]
+def _by_id(card: Card) -> int:
+    return card.id

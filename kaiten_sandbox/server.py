@@ -421,6 +421,27 @@ class App:
         with self.ws.lock:
             return json_response(self.ws.render_card(self._card(cid))["tags"], list_endpoint=True)
 
+    def r_card_blockers(self, q: dict[str, str], cid: str) -> Response:
+        with self.ws.lock:
+            return json_response(
+                self.ws.render_card(self._card(cid))["blockers"], list_endpoint=True
+            )
+
+    def r_card_children(self, q: dict[str, str], cid: str) -> Response:
+        with self.ws.lock:
+            card = self._card(cid)
+            children = [
+                self.ws.render_card(self.ws.cards[child], detail=False, description=False)
+                for child in card.children_ids
+                if child in self.ws.cards
+            ]
+        return json_response(children, list_endpoint=True)
+
+    def r_card_empty_list(self, q: dict[str, str], cid: str) -> Response:
+        with self.ws.lock:
+            self._card(cid)  # unknown card: 404 like the other sub-resources
+        return json_response([], list_endpoint=True)
+
     def r_tags(self, q: dict[str, str]) -> Response:
         limit, offset = _paging(q, 100)
         with self.ws.lock:
@@ -609,6 +630,11 @@ ROUTES = [
     _route("/cards/{id}/location-history", App.r_card_history),
     _route("/cards/{id}/members", App.r_card_members),
     _route("/cards/{id}/tags", App.r_card_tags),
+    _route("/cards/{id}/blockers", App.r_card_blockers),
+    _route("/cards/{id}/children", App.r_card_children),
+    # The sandbox models no external links or time logs: real-shaped, always empty.
+    _route("/cards/{id}/external-links", App.r_card_empty_list),
+    _route("/cards/{id}/time-logs", App.r_card_empty_list),
     _route("/cards/{id}/checklists", App.r_not_allowed, ()),
     _route("/tags", App.r_tags),
     _route("/card-types", App.r_card_types),

@@ -210,3 +210,25 @@ def test_empty_workspace_serves_empty_lists(kaiten_sandbox_factory):
 def test_state_endpoint_equals_python_truth(kaiten_sandbox, api):
     kaiten_sandbox.mutate(update=3, delete=2)
     assert api.get(f"{kaiten_sandbox.base_url}/_sandbox/state").json() == kaiten_sandbox.truth()
+
+
+def test_card_sub_resources_mirror_the_card(kaiten_sandbox_factory):
+    sandbox = kaiten_sandbox_factory(seed=42, cards=2000)
+    cards = {c["id"]: c for c in sandbox.truth("cards")["cards"]}
+    parent = next(c for c in cards.values() if c["children_ids"])
+    blocked = next(c for c in cards.values() if c["blockers"])
+    tagged = next(c for c in cards.values() if c["tags"] and c["members"])
+    with session_for(sandbox) as api:
+
+        def get(card, sub):
+            response = api.get(f"{sandbox.api_url}/cards/{card['id']}/{sub}")
+            assert response.status_code == 200
+            return response.json()
+
+        assert [c["id"] for c in get(parent, "children")] == parent["children_ids"]
+        assert get(blocked, "blockers") == blocked["blockers"]
+        assert get(tagged, "tags") == tagged["tags"]
+        assert get(tagged, "members") == tagged["members"]
+        assert get(tagged, "external-links") == []
+        assert get(tagged, "time-logs") == []
+        assert api.get(f"{sandbox.api_url}/cards/5/time-logs").status_code == 404
