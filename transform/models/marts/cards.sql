@@ -153,10 +153,11 @@ final as (
 
     select
         *,
-        (
+        coalesce(
             due_at < {{ kaiten_as_of() }}
             and not is_done
-            and not is_archived
+            and not is_archived,
+            false
         ) as is_overdue,
         (extract(epoch from done_at - created_at) / 3600)::double precision as lead_time_hours,
         (extract(epoch from done_at - started_at) / 3600)::double precision as cycle_time_hours

@@ -1,0 +1,137 @@
+"""Fixtures for the dbt transform tests: a sandbox workspace synced into a real
+PostgreSQL by the real pipeline (`meltano run tap-kaiten target-postgres
+dbt-postgres:build`), then the marts read back and compared with the truth.
+
+Each Meltano project is a throw-away directory (meltano.yml copied, plugin
+venvs linked from the repo's .meltano/) so a developer's .env, system db and
+state never leak in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+
+from kaiten_local.postgres import ROOT, create_database, drop_database
+from kaiten_sandbox import Sandbox
+
+pytest_plugins = ["kaiten_local.pytest_plugin", "kaiten_sandbox.pytest_plugin"]
+
+MELTANO = str(Path(sys.executable).parent / "meltano")
+MARTS = ("spaces", "boards", "board_columns", "cards", "card_column_durations", "sync_status")
+# A developer's exported settings must not steer the pipeline under test.
+_SCRUBBED_PREFIXES = ("KAITEN_", "TAP_KAITEN", "TARGET_POSTGRES", "DBT_", "MELTANO_", "PG")
+_SCRUBBED = {"DATABASE_URL", "TEST_DATABASE_URL"}
+
+
+@dataclass
+class Pipeline:
+    """One Meltano project wired to one sandbox and one database."""
+
+    root: Path
+    env: dict[str, str]
+    database_url: str
+
+    def meltano(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
+        } | self.env
+        result = subprocess.run(  # noqa: S603
+            [MELTANO, *args],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert result.returncode == 0, (
+            f"meltano {' '.join(args)} exited {result.returncode}\n"
+            f"--- stdout (tail)\n{result.stdout[-4000:]}\n--- stderr (tail)\n{result.stderr[-6000:]}"
+        )
+        return result
+
+    def sync_and_build(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        """Extract, load and `dbt build` (models, schema tests and unit tests)."""
+        return self.meltano("run", *extra, "tap-kaiten", "target-postgres", "dbt-postgres:build")
+
+    def dbt(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.meltano("invoke", "dbt-postgres", *args)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with psycopg.connect(self.database_url, row_factory=dict_row) as conn:
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        with psycopg.connect(self.database_url) as conn:
+            conn.execute(sql, params)  # type: ignore[arg-type]
+
+
+def _make_project(root: Path) -> Path:
+    installed = ROOT / ".meltano"
+    for kind in ("extractors", "loaders", "utilities"):
+        if not (installed / kind).is_dir():
+            pytest.fail(f"Meltano plugins are not installed ({installed / kind} missing): run make install")
+    root.mkdir(parents=True)
+    shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
+    for name in ("plugins", "transform", "tap-kaiten"):
+        (root / name).symlink_to(ROOT / name)
+    (root / ".meltano").mkdir()
+    for kind in ("extractors", "loaders", "utilities"):
+        (root / ".meltano" / kind).symlink_to(installed / kind)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pipeline_factory(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[Sandbox], Pipeline]]:
+    """Make pipelines, each with its own fresh database, all dropped afterwards."""
+    databases: list[str] = []
+
+    def make(sandbox: Sandbox) -> Pipeline:
+        url = create_database(postgres_url)
+        databases.append(str(conninfo_to_dict(url)["dbname"]))
+        root = _make_project(tmp_path_factory.mktemp("meltano") / "project")
+        env = {
+            "KAITEN_API_URL": sandbox.base_url,
+            "KAITEN_API_TOKEN": sandbox.token,
+            "DATABASE_URL": url,
+            # The sandbox is local and unthrottled.
+            "TAP_KAITEN_REQUESTS_PER_SECOND": "1000",
+            # dbt writes its logs into transform/ (shared) unless told otherwise.
+            "DBT_LOG_PATH": str(root / ".meltano" / "dbt-logs"),
+        }
+        return Pipeline(root=root, env=env, database_url=url)
+
+    yield make
+    for name in databases:
+        drop_database(postgres_url, name)
+
+
+@pytest.fixture(scope="module")
+def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
+    """Module-scoped sandboxes (one sync is shared by every test of a module)."""
+    started: list[Sandbox] = []
+
+    def make(**kwargs: Any) -> Sandbox:
+        sandbox = Sandbox(**{"rate_limit": 0, **kwargs}).start(port=0)
+        started.append(sandbox)
+        return sandbox
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
