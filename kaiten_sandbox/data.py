@@ -11,6 +11,7 @@ workspace seed, so the same seed always yields the same workspace.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import random
 import threading
@@ -249,6 +250,17 @@ class Workspace:
         self._shared_cache: dict[tuple[str, int], dict[str, Any]] = {}
         self._used_tags: tuple[int, list[int]] | None = None
         rng = random.Random(seed)
+        # Millions of small objects: the cyclic GC would rescan them again and again.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._generate(rng, cards, token)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        self._mutations = 0
+
+    def _generate(self, rng: random.Random, cards: int, token: str | None) -> None:
         self.token = token or str(uuid.UUID(int=rng.getrandbits(128), version=4))
         self._descriptions = _build_descriptions(rng)
         self._build_users(rng, cards)
@@ -259,7 +271,6 @@ class Workspace:
         self._build_cards(rng, cards)
         self.next_card_id = max(self.cards, default=100_000) + 1
         self.max_updated = max((c.updated for c in self.cards.values()), default=EPOCH_END_MS)
-        self._mutations = 0
 
     # ----------------------------------------------------------------- ids and text
     def uid(self, kind: str, ident: int | str) -> str:
@@ -268,15 +279,16 @@ class Workspace:
         variant = "89ab"[int(h[16], 16) & 3]
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
-    def _title(self, rng: random.Random, n: int) -> str:
-        parts = [rng.choice(_WORDS_RU), rng.choice(_WORDS_RU).lower()]
-        roll = rng.random()
+    def _title(self, rnd: Callable[[], float], n: int) -> str:
+        words = _WORDS_RU
+        parts = [words[int(rnd() * len(words))], words[int(rnd() * len(words))].lower()]
+        roll = rnd()
         if roll < 0.15:
-            parts.append(rng.choice(_EMOJI))
+            parts.append(_EMOJI[int(rnd() * len(_EMOJI))])
         elif roll < 0.25:
-            parts.append(rng.choice(_QUOTES))
+            parts.append(_QUOTES[int(rnd() * len(_QUOTES))])
         elif roll < 0.35:
-            parts.append(rng.choice(_WORDS_EN))
+            parts.append(_WORDS_EN[int(rnd() * len(_WORDS_EN))])
         return f"{' '.join(parts)} #{n}"
 
     # ----------------------------------------------------------------- generation
@@ -584,52 +596,60 @@ class Workspace:
         span = EPOCH_END_MS - EPOCH_START_MS
         # Bulk edits: a few hundred instants each shared by many cards.
         bulk = sorted(EPOCH_START_MS + rng.randrange(span) for _ in range(max(1, n // 40)))
+        n_bulk = len(bulk)
         live_lanes = {b: self._live_lanes(b) for b in self.board_ids}
         users, types, tags = self.active_user_ids, self.live_type_ids, self.tag_ids
-        rnd, randrange, choice = rng.random, rng.randrange, rng.choice
+        boards, leaves = self.board_ids, self.leaf_columns
+        n_users, n_types, n_tags, n_boards = len(users), len(types), len(tags), len(boards)
+        # int(rnd() * n) instead of randrange/choice: 5x cheaper, and start-up time at
+        # 100,000+ cards is dominated by these calls.
+        rnd = rng.random
         col_type = {cid: c["type"] for cid, c in self.columns.items()}
+        day = 86_400_000
         for i in range(n):
             c = Card()
             cid = 100_000 + i * 3 + (i % 3 == 0)  # gaps: real ids are not dense
             c.id = cid
-            c.title = self._title(rng, cid)
-            c.descr = -1 if rnd() < 0.3 else randrange(_DESCRIPTION_POOL_SIZE)
-            created = EPOCH_START_MS + randrange(span - 86_400_000)
+            c.title = self._title(rnd, cid)
+            c.descr = -1 if rnd() < 0.3 else int(rnd() * _DESCRIPTION_POOL_SIZE)
+            created = EPOCH_START_MS + int(rnd() * (span - day))
             c.created = created
             if rnd() < 0.3:
                 k = bisect_left(bulk, created)
-                updated = bulk[k + randrange(len(bulk) - k)] if k < len(bulk) else created
+                updated = bulk[k + int(rnd() * (n_bulk - k))] if k < n_bulk else created
             else:
-                updated = created + randrange(min(EPOCH_END_MS - created, 86_400_000 * 120))
+                updated = created + int(rnd() * min(EPOCH_END_MS - created, day * 120))
             c.updated = updated
-            bid = choice(self.board_ids)
+            bid = boards[int(rnd() * n_boards)]
             c.board_id = bid
-            column = choice(self.leaf_columns[bid])
+            board_leaves = leaves[bid]
+            column = board_leaves[int(rnd() * len(board_leaves))]
             c.column_id = column
-            c.lane_id = choice(live_lanes[bid])
-            c.owner_id = choice(users)
-            c.updater_id = choice(users)
-            c.type_id = choice(types)
+            lanes = live_lanes[bid]
+            lane = lanes[int(rnd() * len(lanes))]
+            c.lane_id = lane
+            c.owner_id = users[int(rnd() * n_users)]
+            c.updater_id = users[int(rnd() * n_users)]
+            c.type_id = types[int(rnd() * n_types)]
             c.state = col_type[column]
             c.archived_flag = rnd() < 0.12
-            c.version = 1 + randrange(30)
+            c.version = 1 + int(rnd() * 30)
             c.sort_order = round(rnd() * 1000, 6)
             c.fifo_order = i
             c.asap = rnd() < 0.05
-            c.due_date = created + randrange(86_400_000 * 60) if rnd() < 0.3 else None
-            c.size = (
-                (float(randrange(1, 13)) if rnd() < 0.5 else round(rnd() * 8, 2))
-                if (rnd() < 0.4)
-                else None
-            )
+            c.due_date = created + int(rnd() * day * 60) if rnd() < 0.3 else None
+            if rnd() < 0.4:
+                c.size = float(1 + int(rnd() * 12)) if rnd() < 0.5 else round(rnd() * 8, 2)
+            else:
+                c.size = None
             c.external_id = f"JIRA-{cid}" if rnd() < 0.05 else None
             c.blocked = rnd() < 0.04
-            nm = randrange(4)
-            members = rng.sample(users, min(nm, len(users))) if nm else []
+            nm = int(rnd() * 4)
+            members = dict.fromkeys(users[int(rnd() * n_users)] for _ in range(nm))
             c.members = tuple((u, 2 if j == 0 else 1) for j, u in enumerate(members))
-            nt = randrange(4) if rnd() < 0.6 else 0
-            c.tag_ids = tuple(sorted(rng.sample(tags, min(nt, len(tags))))) if nt else ()
-            c.props = self._random_props(rng) if rnd() < 0.7 else None
+            nt = int(rnd() * 4) if rnd() < 0.6 and n_tags else 0
+            c.tag_ids = tuple(sorted({tags[int(rnd() * n_tags)] for _ in range(nt)}))
+            c.props = self._random_props(rnd) if rnd() < 0.7 else None
             moved = created + (updated - created) // 2
             c.last_moved_at = moved
             c.column_changed_at = moved
@@ -639,23 +659,26 @@ class Workspace:
             c.completed_at = moved if c.state == 3 else None
             if rnd() < 0.2:
                 c.planned_start = created
-                c.planned_end = created + randrange(1, 30) * 86_400_000
+                c.planned_end = created + (1 + int(rnd() * 29)) * day
             else:
                 c.planned_start = c.planned_end = None
-            c.comments_total = randrange(4) if rnd() < 0.5 else 0
+            c.comments_total = int(rnd() * 4) if rnd() < 0.5 else 0
             c.comment_last = moved if c.comments_total else None
-            c.time_spent = randrange(600) if rnd() < 0.2 else 0
-            c.time_blocked = randrange(3000) if c.blocked else 0
-            c.checklist_n = randrange(3) if rnd() < 0.25 else 0
-            c.file_n = randrange(3) if rnd() < 0.15 else 0
+            c.time_spent = int(rnd() * 600) if rnd() < 0.2 else 0
+            c.time_blocked = int(rnd() * 3000) if c.blocked else 0
+            c.checklist_n = int(rnd() * 3) if rnd() < 0.25 else 0
+            c.file_n = int(rnd() * 3) if rnd() < 0.15 else 0
             author = c.owner_id
-            c.history = [(created, bid, choice(self.leaf_columns[bid]), c.lane_id, author, 1)]
             if moved > created:
-                c.history.append((moved, bid, column, c.lane_id, c.updater_id, 1))
+                first_column = board_leaves[int(rnd() * len(board_leaves))]
+                c.history = [
+                    (created, bid, first_column, lane, author, 1),
+                    (moved, bid, column, lane, c.updater_id, 1),
+                ]
             else:
-                c.history[0] = (created, bid, column, c.lane_id, author, 1)
+                c.history = [(created, bid, column, lane, author, 1)]
             if c.archived_flag:
-                c.history.append((updated, bid, column, c.lane_id, c.updater_id, 2))
+                c.history.append((updated, bid, column, lane, c.updater_id, 2))
             c.parents_ids = []
             c.children_ids = []
             self.cards[cid] = c
@@ -667,23 +690,25 @@ class Workspace:
                 self.cards[parent].children_ids.append(child)
                 self.cards[child].parents_ids.append(parent)
 
-    def _random_props(self, rng: random.Random) -> dict[str, Any]:
+    def _random_props(self, rnd: Callable[[], float]) -> dict[str, Any]:
         props: dict[str, Any] = {}
-        if rng.random() < 0.6:
-            props["id_101"] = rng.choice([1, 2, 3, 5, 8, 13, 0.5, 2.75])
-        if rng.random() < 0.4:
-            props["id_102"] = rng.choice(["ООО «Ромашка»", 'ACME "Corp"', "Клиент\nс переносом"])
-        if rng.random() < 0.5:
-            props["id_103"] = [rng.choice(self.select_values[103])["id"]]
-        if rng.random() < 0.4:
-            props["id_104"] = sorted(
-                v["id"] for v in rng.sample(self.select_values[104], rng.randint(1, 3))
-            )
-        if rng.random() < 0.2:
-            props["id_105"] = {"date": "2026-03-0" + str(rng.randint(1, 9)), "time": None}
-        if rng.random() < 0.2:
-            props["id_106"] = rng.random() < 0.5
-        if rng.random() < 0.1:
+        if rnd() < 0.6:
+            props["id_101"] = (1, 2, 3, 5, 8, 13, 0.5, 2.75)[int(rnd() * 8)]
+        if rnd() < 0.4:
+            props["id_102"] = ("ООО «Ромашка»", 'ACME "Corp"', "Клиент\nс переносом")[
+                int(rnd() * 3)
+            ]
+        if rnd() < 0.5:
+            values = self.select_values[103]
+            props["id_103"] = [values[int(rnd() * len(values))]["id"]]
+        if rnd() < 0.4:
+            values = self.select_values[104]
+            props["id_104"] = sorted({values[int(rnd() * len(values))]["id"] for _ in range(3)})
+        if rnd() < 0.2:
+            props["id_105"] = {"date": f"2026-03-0{1 + int(rnd() * 9)}", "time": None}
+        if rnd() < 0.2:
+            props["id_106"] = rnd() < 0.5
+        if rnd() < 0.1:
             props["id_107"] = "https://example.test/?q=1&r=ё"
         return props
 
@@ -1187,7 +1212,7 @@ class Workspace:
         col = self.leaf_columns[bid][0]
         lane = self._live_lanes(bid)[0]
         now = self._now(1)
-        c.title, c.descr = self._title(rng, cid), rng.randrange(_DESCRIPTION_POOL_SIZE)
+        c.title, c.descr = self._title(rng.random, cid), rng.randrange(_DESCRIPTION_POOL_SIZE)
         c.created = c.updated = now
         c.board_id, c.column_id, c.lane_id = bid, col, lane
         c.owner_id = c.updater_id = self.current_user_id
@@ -1197,7 +1222,7 @@ class Workspace:
         c.asap, c.due_date, c.size, c.external_id, c.blocked = False, None, None, None, False
         c.members = ((self.current_user_id, 2),)
         c.tag_ids = (rng.choice(self.tag_ids),) if self.tag_ids else ()
-        c.props = self._random_props(rng)
+        c.props = self._random_props(rng.random)
         c.last_moved_at = c.column_changed_at = c.lane_changed_at = now
         c.first_in_progress = now if c.state >= 2 else None
         c.last_done = c.completed_at = now if c.state == 3 else None
@@ -1217,7 +1242,7 @@ class Workspace:
         elif what == 1:
             c.descr = rng.randrange(_DESCRIPTION_POOL_SIZE)
         elif what == 2:
-            c.props = self._random_props(rng)
+            c.props = self._random_props(rng.random)
         else:
             c.size = float(rng.randrange(1, 13))
         self._bump(c)
