@@ -391,14 +391,24 @@ class CustomPropertiesStream(KaitenStream):
 
 # ---------------------------------------------------------------- cards (incremental)
 ONE_MS = datetime.timedelta(milliseconds=1)
-# In offset mode (inside a group of cards sharing one millisecond) pages overlap by
-# this many rows, so cards leaving the result set between two pages shift nothing
-# past us; the overlap is dropped again by the (updated, id) cursor.
+# Consecutive pages of one query overlap by this many rows. Finding the previous
+# page's last row again proves that nothing before us left the result set in between
+# (a card edited meanwhile drops out: updated_before is the sync's start); if it is
+# missing, the rows shifted and we ask again from the last card emitted.
 OFFSET_OVERLAP = 10
+# Offsets stay shallow: past this the query is re-anchored on the last `updated`.
+MAX_OFFSET = 1000
+# A group of cards sharing one millisecond can only be walked by offset; if it keeps
+# shifting under us we stop restarting it and accept the overlap's protection.
+MAX_RESTARTS = 3
 
 
 def _ms(timestamp: str) -> int:
     return int(parse_datetime(timestamp).timestamp() * 1000)
+
+
+def _key(card: dict) -> tuple[int, int]:
+    return (_ms(card["updated"]), card["id"])
 
 
 @dataclass(frozen=True)
@@ -408,15 +418,23 @@ class CardsPage:
     `anchor_ms`: the query asks for updated_after = anchor - 1 ms, which includes the
     anchor millisecond whether Kaiten's `updated_after` is strict or inclusive.
     `cursor`: (updated ms, id) of the last card handed on; anything <= is skipped.
+    `last_row`: the previous page's last row, expected again in this page's overlap.
     """
 
     anchor_ms: int | None
     offset: int
     cursor: tuple[int, int] | None
+    last_row: tuple[int, int] | None = None
+    restarts: int = 0
 
 
 class CardsPaginator(BaseAPIPaginator[CardsPage]):
-    """Keyset paging on (updated, id); offset paging only inside a millisecond tie group."""
+    """Offset pages of one (updated, id)-ordered query, re-anchored by keyset.
+
+    Re-anchoring moves `updated_after` to the last card read, so offsets stay small,
+    a group of cards sharing one millisecond is walked by offset, and a shifted
+    result set is read again from the last card emitted.
+    """
 
     def __init__(self, start_value: CardsPage, page_size: int) -> None:
         super().__init__(start_value)
@@ -424,26 +442,33 @@ class CardsPaginator(BaseAPIPaginator[CardsPage]):
 
     @override
     def has_more(self, response: requests.Response) -> bool:
-        return len(records_of(response)) >= self.page_size
+        return _shifted(response) or len(records_of(response)) >= self.page_size
 
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
-        # A full page whose cards were all seen already (a big tie group, or the
-        # cards at the bookmark) is no sign of the end.
+        # A full page whose cards were all seen already (a big tie group, the cards
+        # at the bookmark) or a page dropped as shifted is no sign of the end.
         return self.has_more(response)
 
     @override
     def get_next(self, response: requests.Response) -> CardsPage | None:
-        records = records_of(response)
         page = self.current_value
-        last = records[-1]
-        last_key = (_ms(last["updated"]), last["id"])
-        cursor = max(page.cursor, last_key) if page.cursor else last_key
-        if last_key[0] == page.anchor_ms:
-            # The whole page sits in the anchor millisecond: moving the keyset would
-            # ask the same question again, so walk this group by offset.
-            return CardsPage(page.anchor_ms, page.offset + self.page_size - OFFSET_OVERLAP, cursor)
-        return CardsPage(last_key[0], 0, cursor)
+        if _shifted(response):
+            anchor = page.cursor[0] if page.cursor else page.anchor_ms
+            restarts = page.restarts + 1 if anchor == page.anchor_ms else 0
+            return CardsPage(anchor, 0, page.cursor, None, restarts)
+        last_row = _key(records_of(response)[-1])
+        cursor = max(page.cursor, last_row) if page.cursor else last_row
+        step = self.page_size - OFFSET_OVERLAP
+        if last_row[0] == page.anchor_ms or page.offset + step <= MAX_OFFSET:
+            # Same query, next page; a page entirely inside the anchor millisecond
+            # must go on by offset, as re-anchoring would ask the same question.
+            return CardsPage(page.anchor_ms, page.offset + step, cursor, last_row, page.restarts)
+        return CardsPage(last_row[0], 0, cursor)
+
+
+def _shifted(response: requests.Response) -> bool:
+    return bool(getattr(response, "kaiten_shifted", False))
 
 
 class CardsStream(KaitenStream):
@@ -648,12 +673,21 @@ class CardsStream(KaitenStream):
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        cursor = self._paginator.current_value.cursor
+        page = self._paginator.current_value
         records = records_of(response)
         self._records_read += len(records)
         self.log_progress()
+        if (
+            page.last_row is not None
+            and page.restarts < MAX_RESTARTS
+            and not any(_key(record) == page.last_row for record in records)
+        ):
+            self.logger.info("cards: rows shifted between two pages; reading on from the cursor")
+            response.kaiten_shifted = True  # type: ignore[attr-defined]
+            return
+        cursor = page.cursor
         for record in records:
-            if cursor is None or (_ms(record["updated"]), record["id"]) > cursor:
+            if cursor is None or _key(record) > cursor:
                 yield record
 
     @override

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 
 import pytest
@@ -162,11 +163,13 @@ class MutatingWriter(CollectingWriter):
         if self.messages[-1]["type"] == "RECORD" and self.messages[-1]["stream"] == "cards":
             self.cards_seen += 1
             if self.cards_seen % self.every == 0:
-                self.sandbox.mutate(update=3, move=2, archive=1, unarchive=1, create=1)
+                self.sandbox.mutate(
+                    update=3, move=2, archive=1, unarchive=1, create=1, delete=1
+                )
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
-def test_cards_changed_while_paging_are_never_lost(kaiten_sandbox_factory, semantics):
+def test_cards_changed_while_paging_are_never_lost(kaiten_sandbox_factory, semantics, caplog):
     sandbox = kaiten_sandbox_factory(seed=9, cards=500, updated_after=semantics)
     sandbox.mutate(touch_same_ms=220)  # offset paging inside a tie group, too
     settle(sandbox)
@@ -178,8 +181,10 @@ def test_cards_changed_while_paging_are_never_lost(kaiten_sandbox_factory, seman
         catalog=_cards_only_catalog(config),
         message_writer=writer,
     )
-    tap.sync_all()
+    with caplog.at_level(logging.INFO):
+        tap.sync_all()
     first = result_of(writer.messages)
+    assert "rows shifted between two pages" in caplog.text  # the case under test happened
     sandbox.configure(mutate_while_paging=0)
     settle(sandbox)
     second = sync(config, state=cards_state(first), streams=["cards"])

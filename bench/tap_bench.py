@@ -1,0 +1,183 @@
+"""Benchmark tap-kaiten alone: records/s and peak memory against the sandbox.
+
+The tap runs as its own process (`tap-kaiten --config ... --catalog ...`) writing to
+/dev/null, against a sandbox in another process (`kaiten-sandbox --rate-limit 0`), so
+neither competes for the other's interpreter. The tap's memory is sampled from /proc
+every 20 ms (its own RSS, not inherited from this process). Reported:
+- records/s for the cards stream at 100,000 cards (the issue's figure);
+- the tap process's peak RSS at 10,000 and 100,000 cards (must not grow with cards);
+- for context, a full sync of every stream (card children included) at 10,000 cards.
+
+Run: `make bench` or `.venv/bin/python bench/tap_bench.py [--cards 100000 --small 10000]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+TAP_BIN = Path(sys.executable).with_name("tap-kaiten")
+SANDBOX_BIN = Path(sys.executable).with_name("kaiten-sandbox")
+
+
+class SandboxProcess:
+    """`kaiten-sandbox` on a free port, stopped with SIGTERM on exit."""
+
+    def __init__(self, cards: int) -> None:
+        self.cards = cards
+
+    def __enter__(self) -> SandboxProcess:
+        self.process = subprocess.Popen(  # noqa: S603
+            [str(SANDBOX_BIN), "--port", "0", "--cards", str(self.cards), "--rate-limit", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        values = {}
+        while len(values) < 2:  # noqa: PLR2004
+            line = self.process.stdout.readline()
+            if not line:
+                raise SystemExit("kaiten-sandbox exited before printing its URL")
+            key, _, value = line.strip().partition("=")
+            if key in {"KAITEN_API_URL", "KAITEN_API_TOKEN"}:
+                values[key] = value
+        self.base_url, self.token = values["KAITEN_API_URL"], values["KAITEN_API_TOKEN"]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def control(self, method: str, path: str) -> dict:
+        response = requests.request(method, self.base_url + path, timeout=300)
+        response.raise_for_status()
+        return response.json()
+
+    def truth(self) -> dict:
+        return self.control("GET", "/_sandbox/state")
+
+    def stats(self) -> dict:
+        return self.control("GET", "/_sandbox/stats")
+
+    def reset_stats(self) -> None:
+        self.control("POST", "/_sandbox/stats/reset")
+
+
+def catalog_for(config_path: Path, streams: set[str] | None) -> dict:
+    discovered = subprocess.run(  # noqa: S603
+        [str(TAP_BIN), "--config", str(config_path), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    catalog = json.loads(discovered)
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = streams is None or entry["tap_stream_id"] in streams
+    return catalog
+
+
+def run_tap(sandbox: SandboxProcess, workdir: Path, streams: set[str] | None) -> dict:
+    """One tap run to /dev/null; wall time and the tap's own peak RSS."""
+    config = workdir / "config.json"
+    config.write_text(
+        json.dumps(
+            {"api_url": sandbox.base_url, "api_token": sandbox.token, "requests_per_second": 1000}
+        )
+    )
+    catalog = workdir / "catalog.json"
+    catalog.write_text(json.dumps(catalog_for(config, streams)))
+    sandbox.reset_stats()
+    env = {**os.environ, "TAP_KAITEN_LOGLEVEL": "WARNING"}
+    with open(os.devnull, "wb") as devnull, open(workdir / "stderr.log", "wb") as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(  # noqa: S603
+            [str(TAP_BIN), "--config", str(config), "--catalog", str(catalog)],
+            stdout=devnull,
+            stderr=errors,
+            env=env,
+        )
+        peak_rss = 0
+        watched = psutil.Process(process.pid)
+        while process.poll() is None:
+            try:
+                peak_rss = max(peak_rss, watched.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+    if process.returncode != 0:
+        tail = (workdir / "stderr.log").read_text()[-2000:]
+        raise SystemExit(f"tap-kaiten failed:\n{tail}")
+    stats = sandbox.stats()
+    return {
+        "seconds": elapsed,
+        "peak_rss_mib": peak_rss / 2**20,
+        "requests": stats["requests_total"],
+    }
+
+
+def expected_records(sandbox: SandboxProcess, streams: set[str] | None) -> int:
+    truth = sandbox.truth()
+    if streams is None:
+        flat_columns = sum(1 + len(c["subcolumns"]) for c in truth["columns"])
+        skip = {"deleted_card_ids", "space_boards", "columns"}
+        return flat_columns + sum(len(v) for k, v in truth.items() if k not in skip)
+    return sum(len(truth[name]) for name in streams)
+
+
+def measure(cards: int, streams: set[str] | None, label: str) -> dict:
+    print(f"[{label}] starting sandbox with {cards:,} cards ...", file=sys.stderr)
+    with SandboxProcess(cards) as sandbox, tempfile.TemporaryDirectory(
+        prefix="tap-bench-"
+    ) as tmp:
+        records = expected_records(sandbox, streams)
+        result = run_tap(sandbox, Path(tmp), streams)
+    result.update(label=label, cards=cards, records=records)
+    result["records_per_second"] = records / result["seconds"]
+    print(
+        f"[{label}] {records:,} records in {result['seconds']:.1f} s = "
+        f"{result['records_per_second']:,.0f} records/s; peak RSS {result['peak_rss_mib']:.0f} MiB; "
+        f"{result['requests']:,} requests",
+        file=sys.stderr,
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--skip-full", action="store_true", help="skip the all-streams run")
+    args = parser.parse_args()
+
+    results = [
+        measure(args.small, {"cards"}, "cards-small"),
+        measure(args.cards, {"cards"}, "cards-large"),
+    ]
+    if not args.skip_full:
+        results.append(measure(args.small, None, "all-streams-small"))
+    small, large = results[0], results[1]
+    summary = {
+        "records_per_second_cards": round(large["records_per_second"]),
+        "peak_rss_mib": {
+            f"{small['cards']}": round(small["peak_rss_mib"], 1),
+            f"{large['cards']}": round(large["peak_rss_mib"], 1),
+        },
+        "rss_growth_ratio": round(large["peak_rss_mib"] / small["peak_rss_mib"], 2),
+        "runs": results,
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
