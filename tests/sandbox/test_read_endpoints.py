@@ -84,7 +84,7 @@ def test_card_in_subcolumn_carries_parent_column(kaiten_sandbox):
 def test_users_page_and_hide_inactive_unless_asked(kaiten_sandbox_factory):
     sandbox = kaiten_sandbox_factory(seed=42, cards=10_000)  # enough users for 2+ pages
     with session_for(sandbox) as api:
-        truth = sandbox.truth()["users"]
+        truth = sandbox.truth("users")["users"]
         assert len(truth) > 100
         everyone = fetch_all(api, f"{sandbox.api_url}/users", {"include_inactive": "true"})
         assert everyone == truth
@@ -148,7 +148,7 @@ def test_v1_and_latest_prefixes_answer_the_same(kaiten_sandbox, api):
 
 
 def test_cards_carry_documented_fields_with_realistic_values(kaiten_sandbox_factory):
-    cards = kaiten_sandbox_factory(seed=42, cards=3000).truth()["cards"]
+    cards = kaiten_sandbox_factory(seed=42, cards=3000).truth("cards")["cards"]
     documented = {
         "id", "uid", "title", "description", "state", "condition", "archived", "asap",
         "due_date", "due_date_time_present", "created", "updated", "board_id", "column_id",
@@ -182,7 +182,7 @@ def test_cards_carry_documented_fields_with_realistic_values(kaiten_sandbox_fact
 
 
 def test_many_cards_share_one_updated_millisecond(kaiten_sandbox_factory):
-    cards = kaiten_sandbox_factory(seed=42, cards=3000).truth()["cards"]
+    cards = kaiten_sandbox_factory(seed=42, cards=3000).truth("cards")["cards"]
     counts: dict[str, int] = {}
     for card in cards:
         counts[card["updated"]] = counts.get(card["updated"], 0) + 1
