@@ -32,6 +32,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU the process has used: unlike wall time, not inflated by a busy box."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_sandbox(cards: int) -> tuple[subprocess.Popen[str], str, str, float]:
     began = time.perf_counter()
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -109,11 +115,14 @@ def main() -> int:
         first = first_page_seconds(url, token)
         print(f"first /cards page of a new query (full scan + sort): {first:.3f} s")
         for clients in sorted({1, args.clients}):
+            cpu_before = cpu_seconds(proc.pid)
             done, size, elapsed = load(url, token, args.cards, clients, args.seconds)
+            cpu_per_request = (cpu_seconds(proc.pid) - cpu_before) / max(done, 1)
             print(
                 f"{clients} client process(es), rate limit off, 100-card pages: "
                 f"{done / elapsed:.0f} requests/s ({done * 100 / elapsed:,.0f} cards/s, "
-                f"{size / elapsed / 1e6:.0f} MB/s)"
+                f"{size / elapsed / 1e6:.0f} MB/s); server CPU {cpu_per_request * 1000:.1f} ms"
+                f"/request = {1 / max(cpu_per_request, 1e-9):.0f} requests/s per free core"
             )
         print(f"sandbox RSS after load: {rss_mb(proc.pid):.0f} MB")
         load_avg = os.getloadavg()[0]
