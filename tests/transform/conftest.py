@@ -49,7 +49,7 @@ class Pipeline:
             for key, value in os.environ.items()
             if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
         } | self.env
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [MELTANO, *args],
             cwd=self.root,
             env=env,
@@ -60,7 +60,8 @@ class Pipeline:
         )
         assert result.returncode == 0, (
             f"meltano {' '.join(args)} exited {result.returncode}\n"
-            f"--- stdout (tail)\n{result.stdout[-4000:]}\n--- stderr (tail)\n{result.stderr[-6000:]}"
+            f"--- stdout (tail)\n{result.stdout[-4000:]}\n"
+            f"--- stderr (tail)\n{result.stderr[-6000:]}"
         )
         return result
 
@@ -84,7 +85,7 @@ def _make_project(root: Path) -> Path:
     installed = ROOT / ".meltano"
     for kind in ("extractors", "loaders", "utilities"):
         if not (installed / kind).is_dir():
-            pytest.fail(f"Meltano plugins are not installed ({installed / kind} missing): run make install")
+            pytest.fail(f"Meltano plugins missing ({installed / kind}): run make install")
     root.mkdir(parents=True)
     shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
     for name in ("plugins", "transform", "tap-kaiten"):
