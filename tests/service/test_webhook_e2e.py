@@ -1,0 +1,124 @@
+"""Through the webhook path for real: sandbox change -> webhook -> `meltano run` -> kaiten.cards."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from kaiten_webhooks import SandboxWebhooks
+from psycopg.rows import dict_row
+from service_harness import service_env, start_service
+
+from kaiten_local.postgres import ROOT
+
+MELTANO = Path(sys.executable).with_name("meltano")
+# A real sync (tap + loader + dbt build) of a small workspace: generous guards, not targets.
+RUN_TIMEOUT_SECONDS = 600
+
+
+def meltano_project(root: Path) -> Path:
+    """A throw-away copy of the project sharing the repo's installed plugin venvs.
+
+    Keeps a developer's .env, systemdb and state out of the test.
+    """
+    installed = ROOT / ".meltano"
+    missing = [
+        kind for kind in ("extractors", "loaders", "utilities") if not (installed / kind).is_dir()
+    ]
+    if missing or not MELTANO.exists():
+        pytest.fail(
+            f"Meltano plugins are not installed ({', '.join(missing) or 'meltano'}): "
+            "run make install"
+        )
+    root.mkdir()
+    shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
+    for name in ("plugins", "transform", "tap-kaiten"):
+        (root / name).symlink_to(ROOT / name)
+    (root / ".meltano").mkdir()
+    for kind in ("extractors", "loaders", "utilities"):
+        (root / ".meltano" / kind).symlink_to(installed / kind)
+    return root
+
+
+@pytest.fixture
+def pipeline_service(kaiten_sandbox_factory, fresh_database_url, tmp_path, webhook_secret):
+    sandbox = kaiten_sandbox_factory(seed=11, cards=150, rate_limit=0)
+    project = meltano_project(tmp_path / "project")
+    env = service_env(
+        fresh_database_url, project, webhook_secret, KAITEN_SERVICE_DEBOUNCE_SECONDS="1"
+    )
+    # The real commands (`meltano run kaiten-sync`, `... --full-refresh kaiten-full-sync`).
+    del env["KAITEN_SERVICE_SYNC_COMMAND"], env["KAITEN_SERVICE_FULL_SYNC_COMMAND"]
+    for name in list(env):
+        if name.startswith(("MELTANO_", "TAP_KAITEN", "TARGET_POSTGRES", "DBT_", "PG")):
+            del env[name]
+    env.update(
+        KAITEN_API_URL=sandbox.base_url,
+        KAITEN_API_TOKEN=sandbox.token,
+        TAP_KAITEN_REQUESTS_PER_SECOND="1000",  # the sandbox is local and unthrottled
+        DBT_LOG_PATH=str(project / ".meltano" / "dbt-logs"),
+    )
+    service = start_service(env, tmp_path / "service.log", fresh_database_url)
+    yield service, sandbox
+    service.stop()
+
+
+def cards_in_db(database_url: str, ids: list[int]) -> dict[int, dict]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            "select id, title, version, column_id, condition, updated"
+            " from kaiten.cards where id = any(%s)",
+            [ids],
+        ).fetchall()
+    return {row["id"]: row for row in rows}
+
+
+def assert_run_succeeded(run, service):
+    assert run["outcome"] == "success", f"{run}\n--- service log (tail)\n{service.log()[-4000:]}"
+
+
+def test_a_card_changed_in_kaiten_reaches_postgres_through_the_webhook_path(pipeline_service):
+    service, sandbox = pipeline_service
+    # First load from the page's button endpoint: a full sync.
+    response = service.http.post(service.url("/api/sync/full"), headers=service.auth())
+    assert response.status_code == 202
+    [full] = service.wait_idle(timeout=RUN_TIMEOUT_SECONDS)["runs"]
+    assert_run_succeeded(full, service)
+    truth = {card["id"]: card for card in sandbox.truth("cards")["cards"]}
+    assert full["records"]["cards"] == len(truth)
+    with psycopg.connect(service.database_url) as conn:
+        assert conn.execute("select count(*) from kaiten.cards").fetchone()[0] == len(truth)
+
+    webhooks = SandboxWebhooks(sandbox, service.webhook_url())
+    changed = webhooks.mutate(update=3, move=2, archive=1, create=1)
+    changed_ids = sorted({card_id for ids in changed.values() for card_id in ids})
+    assert len(changed_ids) >= 5
+    before = cards_in_db(service.database_url, changed_ids)
+
+    status = service.wait_until(
+        lambda s: len(s["runs"]) == 2 and s["current_run"] is None, RUN_TIMEOUT_SECONDS
+    )
+    incremental = status["runs"][0]
+    assert_run_succeeded(incremental, service)
+    assert incremental["trigger"] == "webhook"
+    assert incremental["kind"] == "incremental"
+    assert incremental["webhook_events"] == len(webhooks.sent) or webhooks.native
+
+    truth = {card["id"]: card for card in sandbox.truth("cards")["cards"]}
+    after = cards_in_db(service.database_url, changed_ids)
+    for card_id in changed_ids:
+        expected = truth[card_id]
+        row = after[card_id]
+        assert (row["title"], row["version"], row["column_id"], row["condition"]) == (
+            expected["title"],
+            expected["version"],
+            expected["column_id"],
+            expected["condition"],
+        ), f"card {card_id}"
+    # The webhook path changed what was stale: at least one of them really differed before.
+    assert any(before.get(i) != after[i] for i in changed_ids)
+    # Incremental: it read the changed cards, not the whole workspace again.
+    assert incremental["records"]["cards"] < len(truth)
