@@ -52,7 +52,7 @@ def test_unsupported_known_paths_get_405(kaiten_sandbox, api, path):
     assert response.status_code == 405
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
 def test_wrong_method_on_known_path_gets_405(kaiten_sandbox, api, method):
     response = api.request(method, f"{kaiten_sandbox.api_url}/cards", json={"title": "x"})
     assert response.status_code == 405
