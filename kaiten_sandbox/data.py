@@ -1176,7 +1176,10 @@ class Workspace:
             for cid in pick(archived, counts.get("unarchive", 0)):
                 self._set_archived(self.cards[cid], archived=False)
                 out["unarchived"].append(cid)
-            for cid in pick(live + archived, counts.get("delete", 0)):
+            doomed = pick(live + archived, counts.get("delete", 0))
+            gone = set(doomed)
+            live[:] = [x for x in live if x not in gone]  # touch_same_ms below picks from live
+            for cid in doomed:
                 relinked = self._delete(cid)
                 out["deleted"].append(cid)
                 out["updated"].extend(r for r in relinked if r not in out["updated"])

@@ -36,6 +36,7 @@ HTML_5XX = {
     503: b"<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
     b"<center><h1>503 Service Temporarily Unavailable</h1></center></body></html>",
 }
+MAX_BODY = 1_000_000  # control bodies are tiny JSON objects
 MUTATE_KEYS = ("create", "update", "move", "archive", "unarchive", "delete", "touch_same_ms")
 
 
@@ -694,6 +695,10 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 self.close_connection = True  # the body's end is unknown: cannot keep alive
                 self._send(message(400, "Content-Length must be a whole number"))
+                return
+            if length > MAX_BODY:
+                self.close_connection = True  # do not read (or wait for) a huge body
+                self._send(message(400, f"request body over {MAX_BODY} bytes"))
                 return
             body = self.rfile.read(length) if length > 0 else b""
             split = urlsplit(self.path)

@@ -116,6 +116,10 @@ def test_server_survives_garbage_and_keeps_answering(kaiten_sandbox, api):
             reply = sock.recv(4096)
             assert b"400" in reply.split(b"\r\n", 1)[0] or b"400 - Bad request" in reply
             assert b"Traceback" not in reply
+    too_big = requests.post(
+        f"{kaiten_sandbox.base_url}/_sandbox/mutate", headers={"Content-Length": str(10**10)}
+    )
+    assert too_big.status_code == 400
     huge = api.get(f"{kaiten_sandbox.api_url}/cards", params={"offset": 10**30})
     assert huge.status_code == 200
     assert huge.json() == []

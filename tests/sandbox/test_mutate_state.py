@@ -186,3 +186,12 @@ def test_state_can_be_limited_to_named_streams(kaiten_sandbox):
     bad = requests.get(url, params={"streams": "cards,widgets"})
     assert bad.status_code == 400
     assert "widgets" in bad.json()["message"]
+
+
+def test_mutate_everything_at_once_on_a_tiny_workspace(kaiten_sandbox_factory):
+    sandbox = kaiten_sandbox_factory(seed=3, cards=10)
+    result = sandbox.mutate(update=4, move=4, archive=4, delete=10, touch_same_ms=10)
+    truth = sandbox.truth("cards", "deleted_card_ids")
+    assert len(truth["cards"]) + len(truth["deleted_card_ids"]) == 10
+    assert set(result["touched"]).isdisjoint(result["deleted"])
+    assert {c["id"] for c in truth["cards"]} >= set(result["touched"])
