@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from service_harness import RunningService, service_env, start_service
+
+from kaiten_local.postgres import create_database, drop_database
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,3 +54,21 @@ def service_factory(
 def service(service_factory: Callable[..., RunningService]) -> RunningService:
     """The service with a secret, fake runs of 0.3 s, debounce 0.3 s, longest wait 2 s."""
     return service_factory()
+
+
+@pytest.fixture(scope="module")
+def quiet_service(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """One service shared by a module's tests that must leave no trace (refused requests).
+
+    Those tests assert that nothing was received and no run started, which
+    also proves that the tests before them changed nothing.
+    """
+    database_url = create_database(postgres_url)
+    root = tmp_path_factory.mktemp("quiet-service")
+    env = service_env(database_url, root, "test-" + secrets.token_urlsafe(24))
+    service = start_service(env, root / "service.log", database_url)
+    yield service
+    service.stop()
+    drop_database(postgres_url, str(conninfo_to_dict(database_url)["dbname"]))

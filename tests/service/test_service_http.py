@@ -55,17 +55,19 @@ def test_healthz_answers_without_credentials(service):
         pytest.param(lambda s: s.url(f"/api/webhooks/kaiten/{s.secret}x"), id="secret-plus-a-char"),
     ],
 )
-def test_webhook_with_wrong_secret_is_an_ordinary_404_and_starts_nothing(service, make_url):
-    unknown = service.http.post(service.url("/no/such/path"), json={"event": "card:update"})
+def test_webhook_with_wrong_secret_is_an_ordinary_404_and_starts_nothing(quiet_service, make_url):
+    unknown = quiet_service.http.post(
+        quiet_service.url("/no/such/path"), json={"event": "card:update"}
+    )
     response = post_event(
-        service, {"event": "card:update", "data": {"id": 1}}, url=make_url(service)
+        quiet_service, {"event": "card:update", "data": {"id": 1}}, url=make_url(quiet_service)
     )
     assert response.status_code == 404
     # Indistinguishable from a URL that does not exist: nothing tells a prober it is close.
     assert response.content == unknown.content
     assert response.headers["content-type"] == unknown.headers["content-type"]
-    assert service.status()["webhooks"]["received"] == 0
-    assert_no_run_started(service)
+    assert quiet_service.status()["webhooks"]["received"] == 0
+    assert_no_run_started(quiet_service)
 
 
 def test_webhook_secret_is_accepted_in_the_query_string_too(service):
@@ -78,11 +80,11 @@ def test_webhook_secret_is_accepted_in_the_query_string_too(service):
     assert response.json()["accepted"] == "card:add"
 
 
-def test_wrong_secret_checked_before_the_body_so_a_bad_body_reveals_nothing(service):
+def test_wrong_secret_checked_before_the_body_so_a_bad_body_reveals_nothing(quiet_service):
     response = post_event(
-        service,
+        quiet_service,
         b"{not json",
-        url=service.url("/api/webhooks/kaiten/nope"),
+        url=quiet_service.url("/api/webhooks/kaiten/nope"),
         headers={"Content-Type": "text/plain"},
     )
     assert response.status_code == 404
@@ -136,16 +138,16 @@ def test_wrong_secret_checked_before_the_body_so_a_bad_body_reveals_nothing(serv
     ],
 )
 def test_webhook_bad_input_gets_a_short_json_4xx_and_starts_nothing(
-    service, body, headers, status, message
+    quiet_service, body, headers, status, message
 ):
-    response = post_event(service, body, headers=headers)
+    response = post_event(quiet_service, body, headers=headers)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"] == message
     assert len(response.content) < 200
-    assert service.http.get(service.url("/healthz")).status_code == 200
-    assert service.status()["webhooks"]["received"] == 0
-    assert_no_run_started(service)
+    assert quiet_service.http.get(quiet_service.url("/healthz")).status_code == 200
+    assert quiet_service.status()["webhooks"]["received"] == 0
+    assert_no_run_started(quiet_service)
 
 
 def test_webhook_body_over_1_mb_is_413(service):
@@ -211,15 +213,17 @@ def test_seed_event_names_are_accepted_as_aliases(service, event, normalised):
     [("POST", "/api/sync"), ("POST", "/api/sync/full"), ("GET", "/api/sync/status")],
 )
 def test_sync_endpoints_without_the_right_bearer_secret_are_401_and_start_nothing(
-    service, headers, method, path
+    quiet_service, headers, method, path
 ):
-    response = service.http.request(method, service.url(path), headers=headers, timeout=10)
+    response = quiet_service.http.request(
+        method, quiet_service.url(path), headers=headers, timeout=10
+    )
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert set(response.json()) == {"error"}
-    assert service.secret not in response.text
+    assert quiet_service.secret not in response.text
     if method == "POST":
-        assert_no_run_started(service)
+        assert_no_run_started(quiet_service)
 
 
 def test_sync_starts_a_run_and_a_second_request_gets_409_while_it_goes(service_factory):
@@ -446,9 +450,9 @@ def test_status_survives_an_unreachable_database(service_factory):
     assert "pw-not-shown" not in json.dumps(service.status())
 
 
-def test_unknown_paths_and_methods_get_short_json(service):
-    assert service.http.get(service.url("/nope")).json() == {"error": "not found"}
-    response = service.http.get(service.url("/api/sync"), headers=service.auth())
+def test_unknown_paths_and_methods_get_short_json(quiet_service):
+    assert quiet_service.http.get(quiet_service.url("/nope")).json() == {"error": "not found"}
+    response = quiet_service.http.get(quiet_service.url("/api/sync"), headers=quiet_service.auth())
     assert response.status_code == 405
     assert response.json() == {"error": "method not allowed"}
 
