@@ -108,3 +108,15 @@ def test_cli_port_in_use_is_one_clear_line():
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert str(port) in result.stderr
+
+
+def test_same_seed_same_workspace_across_processes(running, monkeypatch):
+    states = []
+    for hash_seed in ("1", "2"):
+        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)  # set/dict order must not leak in
+        _, settings = running("--cards", "300", "--seed", "9")
+        states.append(
+            requests.get(f"{settings['KAITEN_API_URL']}/_sandbox/state", timeout=30).json()
+        )
+    assert states[0] == states[1]
+    assert len(states[0]["cards"]) == 300
