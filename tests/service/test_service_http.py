@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 import requests
+from service_harness import service_env
 
 from kaiten_state.backend import DDL, LOCK_KEY_SQL
 
@@ -480,3 +483,81 @@ def test_a_run_holding_the_pipeline_lock_elsewhere_blocks_api_and_defers_webhook
     assert run["trigger"] == "webhook"
     assert run["webhook_events"] == 1
     assert len(service.db_runs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param(
+            {"KAITEN_WEBHOOK_SECRET": "short-secret"},
+            "KAITEN_WEBHOOK_SECRET is too short (12 characters): use at least 16",
+            id="short-secret",
+        ),
+        pytest.param(
+            {"KAITEN_SERVICE_DEBOUNCE_SECONDS": "soon"},
+            "KAITEN_SERVICE_DEBOUNCE_SECONDS='soon' is not a number",
+            id="debounce-not-a-number",
+        ),
+        pytest.param(
+            {"KAITEN_SERVICE_DEBOUNCE_SECONDS": "10", "KAITEN_SERVICE_MAX_DELAY_SECONDS": "5"},
+            "KAITEN_SERVICE_MAX_DELAY_SECONDS (5) is below KAITEN_SERVICE_DEBOUNCE_SECONDS (10)",
+            id="max-delay-below-debounce",
+        ),
+        pytest.param(
+            {"KAITEN_SERVICE_SYNC_COMMAND": "meltano run 'kaiten-sync"},
+            "KAITEN_SERVICE_SYNC_COMMAND cannot be split into a command",
+            id="unbalanced-quote",
+        ),
+    ],
+)
+def test_bad_settings_stop_the_service_with_one_clear_line(
+    tmp_path, fresh_database_url, env, expected
+):
+    full_env = service_env(fresh_database_url, tmp_path, "a-good-long-secret-value", **env)
+    result = subprocess.run(
+        [sys.executable, "-m", "kaiten_service", "--port", "0"],
+        env=full_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("kaiten-service: ")
+    assert expected in line
+    assert "Traceback" not in result.stderr
+    if "KAITEN_WEBHOOK_SECRET" in env:
+        assert env["KAITEN_WEBHOOK_SECRET"] not in line
+
+
+def test_port_in_use_is_one_clear_line(service, tmp_path, fresh_database_url):
+    port = service.base_url.rsplit(":", 1)[1]
+    full_env = service_env(fresh_database_url, tmp_path, "a-good-long-secret-value")
+    result = subprocess.run(
+        [sys.executable, "-m", "kaiten_service", "--port", port],
+        env=full_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"kaiten-service: cannot listen on 127.0.0.1:{port}")
+    assert "pick another --port" in line
+
+
+def test_settings_come_from_the_project_env_file_with_the_environment_winning(
+    service_factory, tmp_path, webhook_secret
+):
+    (tmp_path / ".env").write_text(
+        f"KAITEN_WEBHOOK_SECRET={webhook_secret}\nKAITEN_SERVICE_DEBOUNCE_SECONDS=7\n"
+    )
+    service = service_factory(secret=None, KAITEN_SERVICE_DEBOUNCE_SECONDS="0.5")
+    service.secret = webhook_secret
+    assert service.http.get(service.url("/healthz")).json()["sync_enabled"] is True
+    assert service.status()["service"]["debounce_seconds"] == 0.5
