@@ -249,6 +249,7 @@ class Workspace:
         self._query_cache: OrderedDict[tuple[Any, ...], list[Card]] = OrderedDict()
         self._shared_cache: dict[tuple[str, int], dict[str, Any]] = {}
         self._used_tags: tuple[int, list[int]] | None = None
+        self._board_cards: tuple[int, dict[int, list[Card]]] | None = None
         rng = random.Random(seed)
         # Millions of small objects: the cyclic GC would rescan them again and again.
         gc_was_enabled = gc.isenabled()
@@ -1052,14 +1053,22 @@ class Workspace:
         board["columns"] = self.columns_json(bid)
         board["lanes"] = self.lanes_json(bid)
         if with_cards:
-            on_board = self.query_cards(
-                ("board_cards", bid),
-                lambda: sorted((c for c in self.cards.values() if c.board_id == bid), key=_by_id),
-            )
+            on_board = self._cards_by_board().get(bid, [])
             board["cards"] = [
                 self.render_card(c, detail=False, description=False) for c in on_board
             ]
         return board
+
+    def _cards_by_board(self) -> dict[int, list[Card]]:
+        """Cards grouped per board, rebuilt once per generation: /boards/{id} is called
+        for every board in turn, and a scan of every card each time adds up."""
+        with self.lock:
+            if self._board_cards is None or self._board_cards[0] != self.generation:
+                groups: dict[int, list[Card]] = {}
+                for card in sorted(self.cards.values(), key=_by_id):
+                    groups.setdefault(card.board_id, []).append(card)
+                self._board_cards = (self.generation, groups)
+            return self._board_cards[1]
 
     def visible_tags(self) -> list[dict[str, Any]]:
         # Kaiten lists only tags that sit on at least one card.

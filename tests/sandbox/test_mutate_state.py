@@ -195,3 +195,13 @@ def test_mutate_everything_at_once_on_a_tiny_workspace(kaiten_sandbox_factory):
     assert len(truth["cards"]) + len(truth["deleted_card_ids"]) == 10
     assert set(result["touched"]).isdisjoint(result["deleted"])
     assert {c["id"] for c in truth["cards"]} >= set(result["touched"])
+
+
+def test_board_card_lists_follow_moves_and_deletes(kaiten_sandbox, api):
+    api.get(f"{kaiten_sandbox.api_url}/boards/{kaiten_sandbox.truth('boards')['boards'][0]['id']}")
+    kaiten_sandbox.mutate(move=40, delete=10, create=5)
+    truth = kaiten_sandbox.truth("boards", "cards")
+    for board in truth["boards"]:
+        cards = api.get(f"{kaiten_sandbox.api_url}/boards/{board['id']}").json()["cards"]
+        expected = sorted(c["id"] for c in truth["cards"] if c["board_id"] == board["id"])
+        assert [c["id"] for c in cards] == expected
