@@ -46,7 +46,7 @@ class Sandbox:
         self._server = SandboxHTTPServer((host, port), self._app)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.02},  # stop() waits up to one interval
             name=f"kaiten-sandbox:{self.port}",
             daemon=True,
         )
