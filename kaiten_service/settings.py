@@ -18,6 +18,9 @@ from dotenv import dotenv_values
 # The secret travels in webhook URLs and Authorization headers; anything shorter
 # can be guessed from the outside by trying.
 MIN_SECRET_LENGTH = 16
+# Placeholders from .env.example and the original setup guide: a copied
+# example would be a secret everyone knows.
+EXAMPLE_SECRET_PREFIXES = ("change-me", "your-random-secret", "your-secret")
 GENERATE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 - a command, not a secret
 
 
@@ -104,6 +107,12 @@ class Settings:
             warnings.append(
                 "KAITEN_WEBHOOK_SECRET is not set: /api/sync*, /admin/sync and the webhook URL "
                 f"are DISABLED. Set it in .env (e.g. `{GENERATE_SECRET}`)."
+            )
+        elif secret.lower().startswith(EXAMPLE_SECRET_PREFIXES):
+            raise SettingsError(
+                "KAITEN_WEBHOOK_SECRET is still the example value from .env.example or the "
+                "setup guide: anyone could use it. Replace it with a random one, "
+                f"e.g. `{GENERATE_SECRET}`"
             )
         elif len(secret) < MIN_SECRET_LENGTH:
             raise SettingsError(

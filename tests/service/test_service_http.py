@@ -494,6 +494,16 @@ def test_a_run_holding_the_pipeline_lock_elsewhere_blocks_api_and_defers_webhook
             id="short-secret",
         ),
         pytest.param(
+            {"KAITEN_WEBHOOK_SECRET": "change-me-to-a-long-random-string"},
+            "KAITEN_WEBHOOK_SECRET is still the example value from .env.example",
+            id="example-secret",
+        ),
+        pytest.param(
+            {"KAITEN_WEBHOOK_SECRET": "your-random-secret-string-123"},
+            "KAITEN_WEBHOOK_SECRET is still the example value",
+            id="seed-guide-secret",
+        ),
+        pytest.param(
             {"KAITEN_SERVICE_DEBOUNCE_SECONDS": "soon"},
             "KAITEN_SERVICE_DEBOUNCE_SECONDS='soon' is not a number",
             id="debounce-not-a-number",
