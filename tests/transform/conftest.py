@@ -43,13 +43,14 @@ class Pipeline:
     env: dict[str, str]
     database_url: str
 
-    def meltano(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def meltano_result(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """Run meltano in this project; the caller judges the outcome."""
         env = {
             key: value
             for key, value in os.environ.items()
             if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
         } | self.env
-        result = subprocess.run(
+        return subprocess.run(
             [MELTANO, *args],
             cwd=self.root,
             env=env,
@@ -58,6 +59,10 @@ class Pipeline:
             timeout=timeout,
             check=False,
         )
+
+    def meltano(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """Run meltano in this project and require success."""
+        result = self.meltano_result(*args, timeout=timeout)
         assert result.returncode == 0, (
             f"meltano {' '.join(args)} exited {result.returncode}\n"
             f"--- stdout (tail)\n{result.stdout[-4000:]}\n"

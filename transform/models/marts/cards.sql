@@ -99,13 +99,15 @@ joined as (
         cards.card_type_id,
         coalesce(card_types.name, cards.card_type_name) as card_type_name,
         cards.tag_ids,
-        coalesce(
-            (
-                select array_agg(tags.name order by tags.name)
-                from tags
-                where tags.tag_id = any(cards.tag_ids)
-            ),
-            cards.tag_names
+        -- current tag names; the name embedded in the card when the tag list lacks it
+        array(
+            select coalesce(tags.name, embedded.tag ->> 'name') as tag_name
+            from unnest(cards.tag_ids) as card_tag_ids (tag_id)
+            left join tags
+                on card_tag_ids.tag_id = tags.tag_id
+            left join jsonb_array_elements(coalesce(cards.tags, '[]'::jsonb)) as embedded (tag)
+                on card_tag_ids.tag_id = (embedded.tag ->> 'id')::bigint
+            order by tag_name
         ) as tag_names,
         cards.member_ids,
         cards.responsible_ids,

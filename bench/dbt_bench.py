@@ -1,0 +1,176 @@
+"""Benchmark the dbt transform: `dbt build` time at 10,000 and 100,000 cards.
+
+For each size: a sandbox workspace is synced into a fresh PostgreSQL database
+by the real loader (`meltano run tap-kaiten target-postgres`), then timed:
+- `dbt build` after the first (full) load: every model, schema test and unit test;
+- `dbt build` again after an incremental sync of a small change (1 % of the cards
+  updated, 1 % moved, 0.2 % archived), the every-15-minutes case.
+Reported per run: wall time of `meltano invoke dbt-postgres build` and dbt's own
+execution time of the heaviest models (from target/run_results.json).
+
+PostgreSQL: DATABASE_URL when set (a database is created per size and dropped
+after), otherwise an embedded server in a temporary directory.
+
+Run: `make bench` or `.venv/bin/python bench/dbt_bench.py [--cards 10000 100000]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from kaiten_local.postgres import ROOT, EmbeddedPostgres, create_database, drop_database
+from kaiten_sandbox import Sandbox
+
+MELTANO = str(Path(sys.executable).parent / "meltano")
+HEAVY_MODELS = ("cards", "card_column_durations", "board_columns", "boards", "spaces")
+RAW_TABLES = ("cards", "card_location_history", "card_comments", "columns", "boards")
+
+
+def make_project(root: Path) -> Path:
+    installed = ROOT / ".meltano"
+    for kind in ("extractors", "loaders", "utilities"):
+        if not (installed / kind).is_dir():
+            raise SystemExit(f"Meltano plugins missing ({installed / kind}): run make install")
+    root.mkdir(parents=True)
+    shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
+    for name in ("plugins", "transform", "tap-kaiten"):
+        (root / name).symlink_to(ROOT / name)
+    (root / ".meltano").mkdir()
+    for kind in ("extractors", "loaders", "utilities"):
+        (root / ".meltano" / kind).symlink_to(installed / kind)
+    return root
+
+
+class Project:
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("KAITEN_", "DBT_", "PG"))}
+        self.env = keep | env
+
+    def meltano(self, *args: str) -> float:
+        started = time.perf_counter()
+        result = subprocess.run(  # noqa: S603 - our own meltano, fixed arguments
+            [MELTANO, *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        if result.returncode:
+            sys.stderr.write(result.stderr[-4000:])
+            raise SystemExit(f"meltano {' '.join(args)} failed ({result.returncode})")
+        return elapsed
+
+    def model_times(self) -> dict[str, float]:
+        path = self.root / ".meltano" / "transformers" / "dbt" / "target" / "run_results.json"
+        results = json.loads(path.read_text())["results"]
+        return {
+            r["unique_id"].split(".")[-1]: r["execution_time"]
+            for r in results
+            if r["unique_id"].startswith("model.")
+        }
+
+
+def row_counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {
+            table: conn.execute(f"select count(*) from kaiten.{table}").fetchone()[0]  # noqa: S608
+            for table in RAW_TABLES
+        }
+
+
+def bench_size(server_url: str, cards: int, workdir: Path) -> dict[str, Any]:
+    url = create_database(server_url)
+    sandbox = Sandbox(seed=42, cards=cards, rate_limit=0).start(port=0)
+    try:
+        project = Project(
+            make_project(workdir / f"project-{cards}"),
+            {
+                "KAITEN_API_URL": sandbox.base_url,
+                "KAITEN_API_TOKEN": sandbox.token,
+                "DATABASE_URL": url,
+                "TAP_KAITEN_REQUESTS_PER_SECOND": "1000",
+                "DBT_LOG_PATH": str(workdir / f"dbt-logs-{cards}"),
+            },
+        )
+        print(f"  loading {cards:,} cards (tap -> target-postgres) ...", flush=True)
+        load_s = project.meltano("run", "tap-kaiten", "target-postgres")
+        counts = row_counts(url)
+        full_s = project.meltano("invoke", "dbt-postgres", "build")
+        full_models = project.model_times()
+
+        sandbox.mutate(update=cards // 100, move=cards // 100, archive=cards // 500, seed=1)
+        incremental_load_s = project.meltano("run", "tap-kaiten", "target-postgres")
+        incremental_s = project.meltano("invoke", "dbt-postgres", "build")
+        incremental_models = project.model_times()
+    finally:
+        sandbox.stop()
+        drop_database(server_url, str(conninfo_to_dict(url)["dbname"]))
+    return {
+        "cards": cards,
+        "rows": counts,
+        "load_s": load_s,
+        "build_s": full_s,
+        "models_s": full_models,
+        "incremental_load_s": incremental_load_s,
+        "incremental_build_s": incremental_s,
+        "incremental_models_s": incremental_models,
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    rows = ", ".join(f"{table} {count:,}" for table, count in result["rows"].items())
+    print(f"cards {result['cards']:,}  (raw rows: {rows})")
+    print(f"  first load (tap -> target-postgres):  {result['load_s']:7.1f} s")
+    print(f"  dbt build after the first load:       {result['build_s']:7.1f} s wall")
+    for model in HEAVY_MODELS:
+        print(f"      {model:<24} {result['models_s'].get(model, float('nan')):6.2f} s")
+    print(f"  incremental load (2.2 % changed):     {result['incremental_load_s']:7.1f} s")
+    print(f"  dbt build after it:                   {result['incremental_build_s']:7.1f} s wall")
+    for model in HEAVY_MODELS:
+        seconds = result["incremental_models_s"].get(model, float("nan"))
+        print(f"      {model:<24} {seconds:6.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cards", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="dbt-bench-") as tmp:
+        workdir = Path(tmp)
+        server = None
+        server_url = os.environ.get("DATABASE_URL")
+        if not server_url:
+            server = EmbeddedPostgres(workdir / "pgdata")
+            server_url = server.start()
+        try:
+            results = []
+            for cards in args.cards:
+                result = bench_size(server_url, cards, workdir)
+                report(result)
+                results.append(result)
+        finally:
+            if server is not None:
+                server.destroy()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
