@@ -331,11 +331,8 @@ class SyncRunner:
             run.outcome = "failed"
             run.error = redact(f"service error while running the sync: {exc}", self._hide)
         finally:
-            if (
-                self._stopping
-                and run.outcome in {"running", "failed"}
-                and run.exit_code not in (0, None)
-            ):
+            if self._stopping and run.outcome != "success":
+                # Ended by our own shutdown: not a pipeline failure.
                 run.outcome = "cancelled"
             run.ended_at = _now()
             self._process = None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
@@ -571,3 +574,21 @@ def test_settings_come_from_the_project_env_file_with_the_environment_winning(
     service.secret = webhook_secret
     assert service.http.get(service.url("/healthz")).json()["sync_enabled"] is True
     assert service.status()["service"]["debounce_seconds"] == 0.5
+
+
+def test_stopping_the_service_stops_its_run_and_leaves_no_orphan(service_factory):
+    service = service_factory(FAKE_SYNC_SECONDS="60")
+    assert service.http.post(service.url("/api/sync"), headers=service.auth()).status_code == 202
+    service.wait_until(lambda s: s["current_run"] is not None)
+    deadline = time.monotonic() + 30
+    while not service.db_runs():
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.1)
+    [db_run] = service.db_runs()
+    # uvicorn re-raises the SIGTERM it handled once shutdown is complete.
+    assert service.stop() in (0, -signal.SIGTERM)
+    # The run's process got SIGTERM with the service: it did not finish its 60 s.
+    assert not Path(f"/proc/{db_run['pid']}").exists()
+    [db_run] = service.db_runs()
+    assert db_run["ended_at"] is None
+    assert "cancelled" in service.log()
