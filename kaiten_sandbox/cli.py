@@ -25,6 +25,16 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+MAX_CARDS = 1_000_000  # ~1.8 GB of memory; more is a typo, not a test
+
+
+def _cards(raw: str) -> int:
+    value = _non_negative_int(raw)
+    if value > MAX_CARDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CARDS:,} cards, got {value:,}")
+    return value
+
+
 def _port(raw: str) -> int:
     value = _non_negative_int(raw)
     if value > 65535:
@@ -68,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=_port, default=8800, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--seed", type=int, default=42, help="same seed, same workspace")
-    parser.add_argument("--cards", type=_non_negative_int, default=10_000)
+    parser.add_argument("--cards", type=_cards, default=10_000, help="0 to 1,000,000")
     parser.add_argument(
         "--rate-limit", type=_non_negative_int, default=5, help="requests/s per token; 0 = off"
     )
@@ -85,14 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    sandbox = Sandbox(
-        seed=args.seed,
-        cards=args.cards,
-        rate_limit=args.rate_limit,
-        token=args.token,
-        fault_rate=args.fault_rate,
-        updated_after=args.updated_after,
-    )
+    try:
+        sandbox = Sandbox(
+            seed=args.seed,
+            cards=args.cards,
+            rate_limit=args.rate_limit,
+            token=args.token,
+            fault_rate=args.fault_rate,
+            updated_after=args.updated_after,
+        )
+    except KeyboardInterrupt:  # Ctrl-C while a big workspace is being generated
+        return 130
     try:
         sandbox.start(port=args.port, host=args.host)
     except OSError as exc:

@@ -78,6 +78,8 @@ def test_cli_rate_limit_defaults_to_five(running):
     [
         (["--cards", "-1"], "--cards"),
         (["--cards", "lots"], "--cards"),
+        (["--cards", "5000000000"], "--cards"),
+        (["--seed", "x"], "--seed"),
         (["--port", "70000"], "--port"),
         (["--fault-rate", "1.5"], "--fault-rate"),
         (["--updated-after", "sometimes"], "--updated-after"),
