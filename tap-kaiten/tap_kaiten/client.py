@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import email.utils
 import hashlib
-import logging
 import random
 import threading
 import time
@@ -415,9 +414,7 @@ class KaitenStream(RESTStream[int]):
         exception = details.get("exception")
         response = getattr(exception, "response", None)
         reason = (
-            f"HTTP {response.status_code}"
-            if response is not None
-            else type(exception).__name__
+            f"HTTP {response.status_code}" if response is not None else type(exception).__name__
         )
         self.logger.warning(
             "%s: %s, retrying in %.1f s (attempt %d of %d)",
@@ -446,5 +443,3 @@ def kaiten_message(response: requests.Response) -> str:
 def records_of(response: requests.Response) -> list[dict]:
     """The decoded records stored on a validated response."""
     return response.kaiten_records  # type: ignore[attr-defined,no-any-return]
-
-

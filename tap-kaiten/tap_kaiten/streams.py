@@ -573,7 +573,7 @@ class CardsStream(KaitenStream):
         th.Property(
             "checklists",
             JSON_ARRAY,
-            description="Only filled when the API includes it (GET /cards/{id} does, lists may not).",
+            description="Filled only when the API sends it: GET /cards/{id} does, /cards may not.",
         ),
         th.Property("files", JSON_ARRAY),
         th.Property("path_data", JSON_OBJECT),
@@ -603,7 +603,7 @@ class CardsStream(KaitenStream):
         conditions = [1, 2] if self.config.get("include_archived", True) else [1]
         space_ids = self.config.get("space_ids") or [None]
         return [
-            {"condition": condition} if space is None else {"condition": condition, "space_id": space}
+            {"condition": condition, **({} if space is None else {"space_id": space})}
             for space in space_ids
             for condition in conditions
         ]
@@ -655,7 +655,7 @@ class CardsStream(KaitenStream):
             "limit": self.page_size,
             "offset": page.offset,
         }
-        if params["condition"] == 2:  # noqa: PLR2004
+        if params["condition"] == 2:
             params["archived"] = "true"
         if context and context.get("space_id"):
             params["space_id"] = context["space_id"]

@@ -23,11 +23,12 @@ if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+HEX = "[0-9a-fA-F]"
+UUID_RE = re.compile(rf"^{HEX}{{8}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{12}}$")
 HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 # The variable names users already have from the original site's setup guide.
 ENV_URL = "KAITEN_API_URL"
-ENV_TOKEN = "KAITEN_API_TOKEN"
+ENV_TOKEN = "KAITEN_API_TOKEN"  # noqa: S105  (a variable name, not a secret)
 EXAMPLE_URL = "https://my-studio.kaiten.ru"
 
 # (setting, lowest, highest): checked here so the message names the setting.

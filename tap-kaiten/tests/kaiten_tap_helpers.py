@@ -121,7 +121,7 @@ def run_cli(
         path = tmp_path / "config.json"
         path.write_text(json.dumps(config))
         command += ["--config", str(path)]
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         command, capture_output=True, text=True, env=full_env, timeout=timeout, check=False
     )
 

@@ -163,9 +163,7 @@ class MutatingWriter(CollectingWriter):
         if self.messages[-1]["type"] == "RECORD" and self.messages[-1]["stream"] == "cards":
             self.cards_seen += 1
             if self.cards_seen % self.every == 0:
-                self.sandbox.mutate(
-                    update=3, move=2, archive=1, unarchive=1, create=1, delete=1
-                )
+                self.sandbox.mutate(update=3, move=2, archive=1, unarchive=1, create=1, delete=1)
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)

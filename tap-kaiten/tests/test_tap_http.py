@@ -23,7 +23,8 @@ def fast_retries(monkeypatch):
 
 
 def requests_to(sandbox, suffix):
-    return sum(n for path, n in sandbox.stats()["requests_by_path"].items() if path.endswith(suffix))
+    by_path = sandbox.stats()["requests_by_path"]
+    return sum(n for path, n in by_path.items() if path.endswith(suffix))
 
 
 def inject(sandbox, **entry):
@@ -33,9 +34,7 @@ def inject(sandbox, **entry):
 # ------------------------------------------------------------------ fatal answers
 def test_invalid_token_exits_1_with_the_401_message(kaiten_sandbox, tmp_path):
     wrong = "11111111-2222-3333-4444-555555555555"
-    process = run_cli(
-        [], config=base_config(kaiten_sandbox, api_token=wrong), tmp_path=tmp_path
-    )
+    process = run_cli([], config=base_config(kaiten_sandbox, api_token=wrong), tmp_path=tmp_path)
     assert process.returncode == 1
     last_line = process.stderr.strip().splitlines()[-1]
     assert last_line.startswith("Kaiten API Error [401]: the token is invalid or expired")

@@ -12,7 +12,7 @@ TAP_BIN = Path(sys.executable).with_name("tap-kaiten")
 
 
 def about_markdown() -> str:
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [str(TAP_BIN), "--about", "--format=markdown"],
         capture_output=True,
         text=True,
