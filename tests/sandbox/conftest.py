@@ -8,7 +8,7 @@ import requests
 from kaiten_sandbox import Sandbox
 from kaiten_sandbox.testing import session_for
 
-pytest_plugins = ["kaiten_sandbox.pytest_plugin"]
+# The sandbox fixtures come from the root tests/conftest.py (pytest_plugins lives there).
 
 
 @pytest.fixture
