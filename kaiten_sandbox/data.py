@@ -250,6 +250,7 @@ class Workspace:
         self._shared_cache: dict[tuple[str, int], dict[str, Any]] = {}
         self._used_tags: tuple[int, list[int]] | None = None
         self._board_cards: tuple[int, dict[int, list[Card]]] | None = None
+        self._before: dict[int, dict[str, Any]] | None = None
         rng = random.Random(seed)
         # Millions of small objects: the cyclic GC would rescan them again and again.
         gc_was_enabled = gc.isenabled()
@@ -1148,65 +1149,83 @@ class Workspace:
         self.max_updated = value
         return value
 
-    def mutate(self, counts: dict[str, int], seed: int | None = None) -> dict[str, list[int]]:
+    def mutate(
+        self,
+        counts: dict[str, int],
+        seed: int | None = None,
+        *,
+        before: dict[int, dict[str, Any]] | None = None,
+    ) -> dict[str, list[int]]:
+        """Apply the counted changes; `before`, if given, receives each changed card as it
+        was rendered before its first change (webhooks send old and new)."""
         with self.lock:
-            self._mutations += 1
-            default_seed = self.seed * 1_000_003 + self._mutations
-            rng = random.Random(seed if seed is not None else default_seed)
-            out: dict[str, list[int]] = {
-                "created": [],
-                "updated": [],
-                "moved": [],
-                "archived": [],
-                "unarchived": [],
-                "deleted": [],
-                "touched": [],
-            }
-            live = sorted(cid for cid, c in self.cards.items() if not c.archived_flag)
-            archived = sorted(cid for cid, c in self.cards.items() if c.archived_flag)
+            self._before = before
+            try:
+                return self._mutate(counts, seed)
+            finally:
+                self._before = None
 
-            def pick(pool: list[int], n: int) -> list[int]:
-                chosen = rng.sample(pool, min(n, len(pool)))
-                taken = set(chosen)
-                pool[:] = [x for x in pool if x not in taken]
-                return chosen
+    def _remember(self, c: Card) -> None:
+        if self._before is not None and c.id not in self._before:
+            self._before[c.id] = self.render_card(c)
 
-            for _ in range(counts.get("create", 0)):
-                out["created"].append(self._create(rng))
-            for cid in pick(live, counts.get("update", 0)):
-                self._update(rng, self.cards[cid])
-                out["updated"].append(cid)
-            for cid in pick(live, counts.get("move", 0)):
-                self._move(rng, self.cards[cid])
-                out["moved"].append(cid)
-            for cid in pick(live, counts.get("archive", 0)):
-                self._set_archived(self.cards[cid], archived=True)
-                out["archived"].append(cid)
-            for cid in pick(archived, counts.get("unarchive", 0)):
-                self._set_archived(self.cards[cid], archived=False)
-                out["unarchived"].append(cid)
-            doomed = pick(live + archived, counts.get("delete", 0))
-            gone = set(doomed)
-            live[:] = [x for x in live if x not in gone]  # touch_same_ms below picks from live
-            for cid in doomed:
-                relinked = self._delete(cid)
-                out["deleted"].append(cid)
-                out["updated"].extend(r for r in relinked if r not in out["updated"])
-            n_touch = counts.get("touch_same_ms", 0)
-            if n_touch:
-                stamp = self._now(1)
-                for cid in pick(live, n_touch):
-                    c = self.cards[cid]
-                    c.title = c.title.split(" ✎", 1)[0] + f" ✎{c.version + 1}"
-                    c.updated = stamp
-                    c.version += 1
-                    out["touched"].append(cid)
-            self.generation += 1
-            return out
+    def _mutate(self, counts: dict[str, int], seed: int | None) -> dict[str, list[int]]:
+        self._mutations += 1
+        default_seed = self.seed * 1_000_003 + self._mutations
+        rng = random.Random(seed if seed is not None else default_seed)
+        out: dict[str, list[int]] = {
+            "created": [],
+            "updated": [],
+            "moved": [],
+            "archived": [],
+            "unarchived": [],
+            "deleted": [],
+            "touched": [],
+        }
+        live = sorted(cid for cid, c in self.cards.items() if not c.archived_flag)
+        archived = sorted(cid for cid, c in self.cards.items() if c.archived_flag)
 
-    def touch_for_paging(self, n: int) -> list[int]:
-        """Update n live cards: used by the mutate-while-paging fault."""
-        return self.mutate({"update": n})["updated"]
+        def pick(pool: list[int], n: int) -> list[int]:
+            chosen = rng.sample(pool, min(n, len(pool)))
+            taken = set(chosen)
+            pool[:] = [x for x in pool if x not in taken]
+            return chosen
+
+        for _ in range(counts.get("create", 0)):
+            out["created"].append(self._create(rng))
+        for cid in pick(live, counts.get("update", 0)):
+            self._update(rng, self.cards[cid])
+            out["updated"].append(cid)
+        for cid in pick(live, counts.get("move", 0)):
+            self._move(rng, self.cards[cid])
+            out["moved"].append(cid)
+        for cid in pick(live, counts.get("archive", 0)):
+            self._set_archived(self.cards[cid], archived=True)
+            out["archived"].append(cid)
+        for cid in pick(archived, counts.get("unarchive", 0)):
+            self._set_archived(self.cards[cid], archived=False)
+            out["unarchived"].append(cid)
+        doomed = pick(live + archived, counts.get("delete", 0))
+        gone = set(doomed)
+        live[:] = [x for x in live if x not in gone]  # touch_same_ms below picks from live
+        for cid in doomed:
+            relinked = self._delete(cid)
+            out["deleted"].append(cid)
+            out["updated"].extend(r for r in relinked if r not in out["updated"])
+        n_touch = counts.get("touch_same_ms", 0)
+        if n_touch:
+            stamp = self._now(1)
+            for cid in pick(live, n_touch):
+                c = self.cards[cid]
+                self._remember(c)
+                c.title = c.title.split(" ✎", 1)[0] + f" ✎{c.version + 1}"
+                c.updated = stamp
+                c.version += 1
+                out["touched"].append(cid)
+        # A card unlinked from a deleted parent may itself be deleted later in this call.
+        out["updated"] = [cid for cid in out["updated"] if cid in self.cards]
+        self.generation += 1
+        return out
 
     def _bump(self, c: Card) -> None:
         c.updated = self._now(1)
@@ -1248,6 +1267,7 @@ class Workspace:
         return cid
 
     def _update(self, rng: random.Random, c: Card) -> None:
+        self._remember(c)
         what = rng.randrange(4)
         if what == 0:
             c.title = c.title.split(" ✎", 1)[0] + f" ✎{c.version + 1}"
@@ -1260,6 +1280,7 @@ class Workspace:
         self._bump(c)
 
     def _move(self, rng: random.Random, c: Card) -> None:
+        self._remember(c)
         if rng.random() < 0.25 and len(self.board_ids) > 1:
             c.board_id = rng.choice([b for b in self.board_ids if b != c.board_id])
             c.lane_id = rng.choice(self._live_lanes(c.board_id))
@@ -1276,6 +1297,7 @@ class Workspace:
         c.history.append((c.updated, c.board_id, c.column_id, c.lane_id, c.updater_id, 1))
 
     def _set_archived(self, c: Card, *, archived: bool) -> None:
+        self._remember(c)
         c.archived_flag = archived
         self._bump(c)
         cond = 2 if archived else 1
@@ -1287,11 +1309,13 @@ class Workspace:
         relinked: list[int] = []
         for other in card.parents_ids:
             if other in self.cards:
+                self._remember(self.cards[other])
                 self.cards[other].children_ids.remove(cid)
                 self._bump(self.cards[other])
                 relinked.append(other)
         for other in card.children_ids:
             if other in self.cards:
+                self._remember(self.cards[other])
                 self.cards[other].parents_ids.remove(cid)
                 self._bump(self.cards[other])
                 relinked.append(other)

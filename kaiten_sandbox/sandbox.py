@@ -120,3 +120,8 @@ class Sandbox:
 
     def reset_stats(self) -> None:
         self._app.stats.reset()
+
+    def flush_webhooks(self, timeout: float = 10.0) -> bool:
+        """Block until every queued webhook has been attempted (see stats()
+        webhooks_sent / webhooks_failed); False if `timeout` seconds pass first."""
+        return self._app.webhooks.flush(timeout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import queue
 import random
 import re
 import socket
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -54,6 +56,8 @@ class SandboxConfig:
     updated_after: str = "inclusive"  # "inclusive" (>=) or "strict" (>)
     default_order: str = "created:desc"  # /cards order when the client pins none
     extra_tokens: list[str] = field(default_factory=list)  # more valid tokens (per-token tests)
+    # Kaiten-shaped outgoing webhooks (card:add / card:update) POSTed here after each mutate.
+    webhook_url: str | None = None
     # Deterministic faults: each entry answers the next `count` matching API requests.
     # Keys: count, status, headers, body, content_type, drop, empty_body, latency_ms,
     # path (substring of the request path).
@@ -76,6 +80,8 @@ _CONFIG_TYPES: dict[str, Callable[[Any], bool]] = {
     "default_order": lambda v: isinstance(v, str) and bool(v),
     "extra_tokens": lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v),
     "inject": lambda v: isinstance(v, list) and all(_valid_inject(e) for e in v),
+    "webhook_url": lambda v: v is None
+    or (isinstance(v, str) and v.startswith(("http://", "https://")) and len(v) > 8),
 }
 _INJECT_KEYS = {
     "count", "status", "headers", "body", "content_type",
@@ -118,6 +124,8 @@ class Stats:
             self.rate_limited = 0
             self.max_in_1s = 0
             self.faults: dict[str, int] = {}
+            self.webhooks_sent = 0
+            self.webhooks_failed = 0
             self._window: deque[float] = deque()
 
     def record(self, path: str, token: str) -> None:
@@ -139,6 +147,13 @@ class Stats:
             if code == 429:
                 self.rate_limited += 1
 
+    def webhook(self, *, ok: bool) -> None:
+        with self.lock:
+            if ok:
+                self.webhooks_sent += 1
+            else:
+                self.webhooks_failed += 1
+
     def fault(self, kind: str) -> None:
         with self.lock:
             self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -153,6 +168,8 @@ class Stats:
                 "rate_limited": self.rate_limited,
                 "max_requests_in_any_1s": self.max_in_1s,
                 "faults_injected": dict(self.faults),
+                "webhooks_sent": self.webhooks_sent,
+                "webhooks_failed": self.webhooks_failed,
             }
 
 
@@ -247,6 +264,53 @@ def _bool_param(raw: str | None) -> bool:
     return raw is not None and raw.strip().lower() in ("true", "1")
 
 
+class WebhookSender:
+    """Posts webhook bodies one by one from a background thread, like Kaiten: no
+    retries, a short timeout, failures only counted (never raised into a mutate)."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def send_all(self, url: str, events: list[dict[str, Any]]) -> None:
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._run, name="kaiten-sandbox-webhooks", daemon=True
+                )
+                self.thread.start()
+        for event in events:
+            self.queue.put((url, orjson.dumps(event)))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued webhook was attempted; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            url, body = self.queue.get()
+            ok = False
+            try:
+                request = urllib.request.Request(  # noqa: S310 - http(s) checked in config
+                    url, data=body, method="POST", headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                    ok = 200 <= response.status < 300
+            except (OSError, ValueError):  # HTTPError, URLError, timeouts, bad URLs
+                ok = False
+            finally:
+                # Count before task_done(), so flush() returning means the stats are final.
+                self.stats.webhook(ok=ok)
+                self.queue.task_done()
+
+
 class App:
     """Server-wide state shared by every request thread."""
 
@@ -258,6 +322,7 @@ class App:
         self.limiter = RateLimiter()
         self.rng = random.Random(workspace.seed ^ 0x5A5A)  # noqa: S311 - reproducible faults
         self.rng_lock = threading.Lock()
+        self.webhooks = WebhookSender(self.stats)
 
     # ------------------------------------------------------------------ control
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -303,7 +368,36 @@ class App:
         seed = body.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise BadRequest(f"seed must be an integer, got {seed!r}")
-        return self.ws.mutate(counts, seed)
+        url = self.config.webhook_url
+        if url is None:
+            return self.ws.mutate(counts, seed)
+        before: dict[int, dict[str, Any]] = {}
+        result = self.ws.mutate(counts, seed, before=before)
+        # Queued only now: a receiver that re-reads the card at once sees the new state.
+        self.webhooks.send_all(url, self._webhook_events(result, before))
+        return result
+
+    def _webhook_events(
+        self, result: dict[str, list[int]], before: dict[int, dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Kaiten's payloads: card:add with the card, card:update with old + changes.
+        Deletions send nothing: Kaiten has no card:remove event."""
+        ws = self.ws
+        events: list[dict[str, Any]] = []
+        with ws.lock:
+            author = ws.user_short(ws.current_user_id)
+            for cid in result["created"]:
+                data = dict(ws.render_card(ws.cards[cid]), author=author)
+                events.append({"event": "card:add", "data": data})
+            for cid, old in before.items():
+                card = ws.cards.get(cid)
+                if card is None:
+                    continue
+                new = ws.render_card(card)
+                changes = {k: v for k, v in new.items() if old.get(k) != v}
+                data = {"old": old, "changes": changes, "author": author}
+                events.append({"event": "card:update", "data": data})
+        return events
 
     def valid_tokens(self) -> set[str]:
         return {self.ws.token, *self.config.extra_tokens}
@@ -480,7 +574,7 @@ class App:
         paging_mutations = self.config.mutate_while_paging
         if offset > 0 and paging_mutations:
             # Someone edits cards between two pages: offset paging must cope with the shift.
-            self.ws.touch_for_paging(paging_mutations)
+            self.mutate({"update": paging_mutations})
             self.stats.fault("mutate_while_paging")
         with self.ws.lock:
             rows = self.ws.query_cards(key, build)[offset : offset + limit]
