@@ -176,6 +176,8 @@ class _RunState:
         self.first_response_seen = False
         # `/spaces` answers both the spaces and the boards stream: read it once.
         self.spaces_payload: list[dict] | None = None
+        # Columns and lanes that came embedded in a board, until their streams use them.
+        self.board_parts: dict[int, dict[str, list[dict]]] = {}
 
 
 _RUN_STATES: weakref.WeakKeyDictionary[Tap, _RunState] = weakref.WeakKeyDictionary()
@@ -340,11 +342,30 @@ class KaitenStream(RESTStream[int]):
         self.log_progress()
         return records
 
-    def spaces_with_boards(self, context: Context | None) -> list[dict]:
+    def spaces_with_boards(self) -> list[dict]:
         """The `/spaces` answer (boards embedded), requested once per run."""
         if self.run_state.spaces_payload is None:
-            self.run_state.spaces_payload = list(self.request_records(context))
+            spaces_stream = self._tap.streams["spaces"]
+            self.run_state.spaces_payload = list(spaces_stream.request_records(None))
         return self.run_state.spaces_payload
+
+    def fetch_one(self, path: str) -> dict | None:
+        """GET one object outside the stream's own paging: same limiter, retries, errors.
+
+        Returns None on 404 (the object was deleted meanwhile).
+        """
+        prepared = self.build_prepared_request(
+            method="GET", url=self.url_base + path, headers=self.http_headers
+        )
+        missing_ok, self.not_found_is_empty = self.not_found_is_empty, True
+        try:
+            response = self.request_decorator(self._request)(prepared, None)
+        except KaitenNotFoundError:
+            return None
+        finally:
+            self.not_found_is_empty = missing_ok
+        records = records_of(response)
+        return records[0] if records else None
 
     @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:

@@ -118,7 +118,7 @@ class SpacesStream(KaitenStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
-        return self.spaces_with_boards(context)
+        return self.spaces_with_boards()
 
     @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
@@ -128,14 +128,16 @@ class SpacesStream(KaitenStream):
 
 
 class BoardsStream(KaitenStream):
-    """Boards, from the `/spaces` embed (short form), one row per board.
+    """Boards, one row per board, with every space it is placed in.
 
-    A board placed in several spaces appears once, with every space in `space_ids`;
-    `space_id` is the board's own (home) space as Kaiten reports it.
+    `/spaces` lists each space's boards (short form): that gives the placements. The
+    full boards come from `/spaces/{id}/boards`, asked only for spaces with a board not
+    read yet; their embedded columns and lanes feed those streams without more requests.
+    A board listed in `/spaces` but missing there keeps its short form.
     """
 
     name = "boards"
-    path = "/spaces"
+    path = "/spaces/{space_id}/boards"
     primary_keys = ("id",)
     replication_key = None
     page_size = None
@@ -174,15 +176,30 @@ class BoardsStream(KaitenStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
-        boards: dict[int, dict] = {}
-        for space in self.spaces_with_boards(context):
+        spaces = self.spaces_with_boards()
+        placements: dict[int, list[int]] = {}
+        short_forms: dict[int, dict] = {}
+        for space in spaces:
             for board in space.get("boards") or []:
-                row = boards.get(board["id"])
-                if row is None:
-                    row = boards[board["id"]] = {**board, "space_ids": []}
-                if space["id"] not in row["space_ids"]:
-                    row["space_ids"].append(space["id"])
-        yield from boards.values()
+                in_spaces = placements.setdefault(board["id"], [])
+                if space["id"] not in in_spaces:
+                    in_spaces.append(space["id"])
+                short_forms.setdefault(board["id"], board)
+        done: set[int] = set()
+        for space in spaces:
+            if all(board["id"] in done for board in space.get("boards") or []):
+                continue
+            for board in super().get_records({"space_id": space["id"]}):
+                if board["id"] in done:
+                    continue
+                done.add(board["id"])
+                parts = {key: board.pop(key) for key in ("columns", "lanes") if key in board}
+                self.run_state.board_parts[board["id"]] = parts
+                board.pop("cards", None)
+                yield {**board, "space_ids": placements.get(board["id"], [space["id"]])}
+        for board_id, board in short_forms.items():
+            if board_id not in done:
+                yield {**board, "space_ids": placements[board_id]}
 
     @override
     def get_child_context(self, record: dict, context: Context | None) -> dict:
@@ -223,14 +240,14 @@ class ColumnsStream(KaitenStream):
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        for column in super().parse_response(response):
-            subcolumns = column.get("subcolumns") or []
-            yield {key: value for key, value in column.items() if key != "subcolumns"}
-            for sub in subcolumns:
-                yield {**sub, "column_id": sub.get("column_id") or column["id"]}
+        return flatten_columns(super().parse_response(response))
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
+        embedded = embedded_part(self, context, "columns")
+        if embedded is not None:
+            yield from flatten_columns(embedded)
+            return
         try:
             yield from super().get_records(context)
         except KaitenNotFoundError:
@@ -266,10 +283,36 @@ class LanesStream(KaitenStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
+        embedded = embedded_part(self, context, "lanes")
+        if embedded is not None:
+            yield from embedded
+            return
         try:
             yield from super().get_records(context)
         except KaitenNotFoundError:
             self.logger.warning("lanes: board %s vanished during the sync", context)
+
+
+def flatten_columns(columns: Iterable[dict]) -> Iterable[dict]:
+    """Top-level columns and their subcolumns as rows; a subcolumn's `column_id` is its parent."""
+    for column in columns:
+        subcolumns = column.get("subcolumns") or []
+        yield {key: value for key, value in column.items() if key != "subcolumns"}
+        for sub in subcolumns:
+            yield {**sub, "column_id": sub.get("column_id") or column["id"]}
+
+
+def embedded_part(stream: KaitenStream, context: Context | None, part: str) -> list[dict] | None:
+    """Columns or lanes the board's own answer carried, if it did (used once)."""
+    if not context:
+        return None
+    parts = stream.run_state.board_parts.get(context["board_id"])
+    if parts is None or part not in parts:
+        return None
+    embedded = parts.pop(part)
+    if not parts:
+        del stream.run_state.board_parts[context["board_id"]]
+    return embedded
 
 
 class UsersStream(KaitenStream):
@@ -573,7 +616,10 @@ class CardsStream(KaitenStream):
         th.Property(
             "checklists",
             JSON_ARRAY,
-            description="Filled only when the API sends it: GET /cards/{id} does, /cards may not.",
+            description=(
+                "From GET /cards/{id} (the /cards list leaves them out) when checklists_total > 0; "
+                "see the include_checklists setting."
+            ),
         ),
         th.Property("files", JSON_ARRAY),
         th.Property("path_data", JSON_OBJECT),
@@ -694,11 +740,21 @@ class CardsStream(KaitenStream):
     def get_records(self, context: Context | None) -> Iterable[dict]:
         self._partition = context  # get_new_paginator() is not given the context
         state = self.get_context_state(context)
+        with_checklists = self.config.get("include_checklists", True)
         for record in super().get_records(context):
+            if with_checklists and "checklists" not in record:
+                record["checklists"] = self.card_checklists(record)
             yield record
             # The SDK has now written this card and moved the bookmark to its
             # `updated`; the id lets a resumed run skip exactly what was emitted.
             state["last_id"] = record["id"]
+
+    def card_checklists(self, card: dict) -> list[dict] | None:
+        """Checklists come only with the full card (GET /cards/{id}): ask only if it has any."""
+        if card.get("checklists_total") == 0:
+            return []
+        full = self.fetch_one(f"/cards/{card['id']}")
+        return None if full is None else full.get("checklists")
 
     @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:

@@ -123,6 +123,16 @@ class TapKaiten(Tap):
             description="Also read archived cards (condition 2).",
         ),
         th.Property(
+            "include_checklists",
+            th.BooleanType,
+            default=True,
+            title="Include card checklists",
+            description=(
+                "Fill cards.checklists from GET /cards/{id}, one request per card that has "
+                "checklists (checklists_total > 0); the /cards list does not carry them."
+            ),
+        ),
+        th.Property(
             "request_timeout",
             th.NumberType,
             default=60,
@@ -160,9 +170,10 @@ class TapKaiten(Tap):
         self._check_start_date(config.get("start_date"))
         self._check_numbers(config)
         self._check_space_ids(config.get("space_ids"))
-        if "include_archived" in config and not isinstance(config["include_archived"], bool):
-            msg = "include_archived must be true or false"
-            raise KaitenSettingsError(msg)
+        for flag in ("include_archived", "include_checklists"):
+            if flag in config and not isinstance(config[flag], bool):
+                msg = f"{flag} must be true or false"
+                raise KaitenSettingsError(msg)
 
     def _checked_url(self, raw: object) -> str:
         if not isinstance(raw, str):

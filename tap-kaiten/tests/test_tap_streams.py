@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kaiten_tap_helpers import base_config, sync
 
@@ -38,25 +40,52 @@ def test_simple_streams_equal_the_api_objects(full_sync, stream):
     assert emitted == by_id(truth[stream])
 
 
-def test_spaces_and_boards_come_from_one_spaces_request(full_sync):
-    _, _, stats = full_sync
-    assert stats["requests_by_path"]["/api/latest/spaces"] == 1
+def test_spaces_come_from_one_request_and_boards_from_one_per_space(full_sync):
+    _, truth, stats = full_sync
+    by_path = stats["requests_by_path"]
+    assert by_path["/api/latest/spaces"] == 1
+    space_requests = [p for p in by_path if p.startswith("/api/latest/spaces/")]
+    assert all(p.endswith("/boards") and by_path[p] == 1 for p in space_requests)
+    assert len(space_requests) <= len(truth["spaces"])
+    # Columns and lanes came embedded in those answers: no request per board.
+    assert not [p for p in by_path if p.endswith(("/columns", "/lanes"))]
 
 
-def test_boards_are_deduplicated_and_keep_every_space(full_sync):
+def test_boards_are_deduplicated_full_and_keep_every_space(full_sync):
     result, truth, _ = full_sync
     boards = by_id(result.records["boards"])
     assert len(boards) == len(result.records["boards"])
-    assert set(boards) == {board["id"] for board in truth["boards"]}
     expected_spaces: dict[int, list[int]] = {}
     for space_id, board_id in truth["space_boards"]:
         expected_spaces.setdefault(board_id, []).append(space_id)
     assert any(len(spaces) > 1 for spaces in expected_spaces.values()), "no shared board"
-    for board_id, board in boards.items():
-        assert sorted(board["space_ids"]) == sorted(expected_spaces[board_id])
-        full = by_id(truth["boards"])[board_id]
-        for key in ("uid", "title", "space_id", "sort_order", "type", "external_id"):
-            assert board[key] == full[key]
+    expected = {
+        board["id"]: {
+            **without(board, "columns", "lanes"),
+            "space_ids": expected_spaces[board["id"]],
+        }
+        for board in truth["boards"]
+    }
+    assert {key: {**row, "space_ids": sorted(row["space_ids"])} for key, row in boards.items()} == {
+        key: {**row, "space_ids": sorted(row["space_ids"])} for key, row in expected.items()
+    }
+
+
+def test_columns_and_lanes_are_requested_per_board_when_not_embedded(kaiten_sandbox):
+    truth = kaiten_sandbox.truth()
+    space_id = truth["spaces"][0]["id"]
+    in_space = {b for s, b in truth["space_boards"] if s == space_id}
+    short = [without(b, "columns", "lanes") for b in truth["boards"] if b["id"] in in_space]
+    kaiten_sandbox.configure(
+        inject=[{"path": f"/spaces/{space_id}/boards", "status": 200, "body": json.dumps(short)}]
+    )
+    result = sync(base_config(kaiten_sandbox), streams=["boards", "columns", "lanes"])
+    by_path = kaiten_sandbox.stats()["requests_by_path"]
+    assert {p for p in by_path if p.endswith("/columns")} == {
+        f"/api/latest/boards/{b}/columns" for b in in_space
+    }
+    assert len(result.records["lanes"]) == len(truth["lanes"])
+    assert len(result.records["columns"]) == sum(1 + len(c["subcolumns"]) for c in truth["columns"])
 
 
 def test_columns_are_flattened_with_subcolumns_pointing_at_their_parent(full_sync):
@@ -80,9 +109,27 @@ def test_cards_include_live_and_archived_exactly_as_the_api_returns_them(full_sy
     assert set(cards) == set(truth_cards)
     assert {card["condition"] for card in cards.values()} == {1, 2}
     for card_id, card in cards.items():
-        expected = without(truth_cards[card_id], "checklists")  # only GET /cards/{id} has them
-        assert without(card, "space_id", "checklists") == expected
+        expected = truth_cards[card_id]
+        assert without(card, "space_id") == expected
         assert card["space_id"] == expected["path_data"]["space"]["id"]
+
+
+def test_checklists_are_read_only_for_cards_that_have_some(full_sync):
+    _, truth, stats = full_sync
+    with_checklists = {c["id"] for c in truth["cards"] if c["checklists_total"]}
+    assert with_checklists
+    detail_requests = {
+        int(path.rsplit("/", 1)[1])
+        for path in stats["requests_by_path"]
+        if path.rsplit("/", 1)[1].isdigit() and "/cards/" in path
+    }
+    assert detail_requests == with_checklists
+
+
+def test_include_checklists_false_saves_the_card_requests(kaiten_sandbox):
+    result = sync(base_config(kaiten_sandbox, include_checklists=False), streams=["cards"])
+    assert all("checklists" not in card for card in result.records["cards"])
+    assert set(kaiten_sandbox.stats()["requests_by_path"]) == {"/api/latest/cards"}
 
 
 def test_card_children_equal_the_api_sub_resources(full_sync):
