@@ -89,7 +89,11 @@ def catalog_for(config_path: Path, streams: set[str] | None) -> dict:
 
 def run_tap(sandbox: SandboxProcess, workdir: Path, streams: set[str] | None) -> dict:
     """One tap run to /dev/null; wall time and the tap's own peak RSS."""
-    settings = {"api_url": sandbox.base_url, "api_token": sandbox.token, "requests_per_second": 1000}
+    settings = {
+        "api_url": sandbox.base_url,
+        "api_token": sandbox.token,
+        "requests_per_second": 1000,
+    }
     if streams == {"cards"}:
         # The cards figure measures the /cards list itself; checklists would add one
         # GET /cards/{id} per card that has some (they are in the all-streams run).
