@@ -54,6 +54,22 @@ def _share(raw: str) -> float:
     return value
 
 
+def _webhook_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")) or len(raw) <= 8:
+        raise argparse.ArgumentTypeError("must be an http:// or https:// URL")
+    return raw
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {raw!r}") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"expected 0 to 86400 seconds, got {value}")
+    return value
+
+
 def _token(raw: str) -> str:
     if not _UUID.fullmatch(raw):
         # Do not echo the value: it may be a real token pasted by mistake.
@@ -90,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="inclusive",
         help="whether updated_after keeps cards updated exactly at the bound",
     )
+    parser.add_argument(
+        "--webhook-url",
+        type=_webhook_url,
+        default=None,
+        help="POST Kaiten-shaped card:add/card:update webhooks here after each change",
+    )
+    parser.add_argument(
+        "--activity",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="change a few cards every SECONDS, like a team at work (0 = a still workspace)",
+    )
     return parser
 
 
@@ -103,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             token=args.token,
             fault_rate=args.fault_rate,
             updated_after=args.updated_after,
+            webhook_url=args.webhook_url,
         )
     except KeyboardInterrupt:  # Ctrl-C while a big workspace is being generated
         return 130
@@ -124,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     print(f"KAITEN_API_URL={sandbox.base_url}")
     print(f"KAITEN_API_TOKEN={sandbox.token}", flush=True)
+    if args.activity:
+        # Small, steady changes: a demo then shows incremental syncs and webhooks at work.
+        while not stop.wait(args.activity):
+            sandbox.mutate(update=3, move=2, create=1, touch_same_ms=2)
     stop.wait()
     sandbox.stop()
     return 0

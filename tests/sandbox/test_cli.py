@@ -80,6 +80,8 @@ def test_cli_rate_limit_defaults_to_five(running):
         (["--cards", "lots"], "--cards"),
         (["--cards", "5000000000"], "--cards"),
         (["--seed", "x"], "--seed"),
+        (["--webhook-url", "localhost:9000/hook"], "--webhook-url"),
+        (["--activity", "-1"], "--activity"),
         (["--port", "70000"], "--port"),
         (["--fault-rate", "1.5"], "--fault-rate"),
         (["--updated-after", "sometimes"], "--updated-after"),
@@ -122,3 +124,15 @@ def test_same_seed_same_workspace_across_processes(running, monkeypatch):
         )
     assert states[0] == states[1]
     assert len(states[0]["cards"]) == 300
+
+
+def test_cli_activity_keeps_changing_cards(running):
+    _, settings = running("--cards", "50", "--activity", "0.05")
+    url = f"{settings['KAITEN_API_URL']}/_sandbox/state"
+    first = requests.get(url, params={"streams": "cards"}, timeout=10).json()["cards"]
+    for _ in range(200):  # bounded wait for the first background change
+        later = requests.get(url, params={"streams": "cards"}, timeout=10).json()["cards"]
+        if later != first:
+            break
+    assert later != first
+    assert len(later) > len(first)  # every round creates a card
