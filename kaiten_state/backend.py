@@ -54,7 +54,7 @@ DDL_LOCK_SQL = "hashtextextended('kaiten.sync_metadata:ddl', 0)"
 PIPELINE_COMMANDS = frozenset({"run", "el", "elt"})
 APPLICATION_NAME = "meltano-state-kaiten"
 
-DDL = f"""
+DDL = f"""  # noqa: S608 - constant identifiers only
 create schema if not exists {SCHEMA};
 create table if not exists {QUALIFIED} (
     state_id        text        primary key,
@@ -147,9 +147,9 @@ def connect(url: str, application_name: str = APPLICATION_NAME) -> psycopg.Conne
 def _lock_holder(conn: psycopg.Connection, state_id: str) -> str:
     row = conn.execute(
         f"""
-        select a.pid, a.application_name, a.client_addr::text, a.backend_start
+        select a.pid, a.application_name, host(a.client_addr), a.backend_start
         from pg_locks l join pg_stat_activity a using (pid)
-        where l.locktype = 'advisory' and l.granted and l.pid <> pg_backend_pid()
+        where l.locktype = 'advisory' and l.granted and l.objsubid = 1 and l.pid <> pg_backend_pid()
           and ((l.classid::bigint << 32) | l.objid::bigint) = {LOCK_KEY_SQL}
         limit 1
         """,  # noqa: S608 - constant SQL, the state id is a bound parameter
@@ -159,32 +159,34 @@ def _lock_holder(conn: psycopg.Connection, state_id: str) -> str:
         return "another process"
     pid, app, addr, started = row
     where = f" from {addr}" if addr else ""
-    return f"PostgreSQL backend {pid} ({app or 'unnamed client'}{where}, connected {started:%Y-%m-%d %H:%M:%SZ})"
+    return f"{app or 'a client'}{where}, PostgreSQL pid {pid}, since {started:%Y-%m-%d %H:%M:%S}Z"
 
 
 def sync_lock_held(database_url: str, state_id: str | None = None) -> bool:
-    """Whether a pipeline run holds the lock of `state_id` (any state id when None).
+    """Whether a pipeline run holds the lock of `state_id` (of any known state id when None).
 
-    For other processes (the sync service) that want to check before starting a run.
+    For processes that start runs (the sync service). It only looks at pg_locks and
+    never takes the lock itself, so probing can't make a starting run fail.
     """
     with connect(database_url, application_name="kaiten-lock-probe") as conn:
-        if state_id is None:
-            row = conn.execute(
-                f"""
-                select exists (
-                    select 1 from pg_locks l
-                    where l.locktype = 'advisory' and l.granted
-                      and ((l.classid::bigint << 32) | l.objid::bigint) in (
-                          select {LOCK_KEY_SQL.replace("%s", "state_id")} from {QUALIFIED})
-                )
-                """  # noqa: S608 - constant SQL
-            ).fetchone() if _table_exists(conn) else (False,)
-            return bool(row and row[0])
-        row = conn.execute(f"select pg_try_advisory_lock({LOCK_KEY_SQL})", (state_id,)).fetchone()
-        if row and row[0]:
-            conn.execute(f"select pg_advisory_unlock({LOCK_KEY_SQL})", (state_id,))
+        if state_id is not None:
+            keys_sql, params = f"select {LOCK_KEY_SQL}", (state_id,)
+        elif _table_exists(conn):
+            keys_sql = f"select {LOCK_KEY_SQL.replace('%s', 'state_id')} from {QUALIFIED}"  # noqa: S608
+            params = ()
+        else:
             return False
-        return True
+        row = conn.execute(
+            f"""
+            select exists (
+                select 1 from pg_locks
+                where locktype = 'advisory' and granted and objsubid = 1
+                  and ((classid::bigint << 32) | objid::bigint) in ({keys_sql})
+            )
+            """,  # noqa: S608 - constant SQL, state id bound
+            params,
+        ).fetchone()
+        return bool(row and row[0])
 
 
 def _table_exists(conn: psycopg.Connection) -> bool:
@@ -210,7 +212,11 @@ def _in_pipeline_run() -> bool:
         return False
     ctx = click.get_current_context(silent=True)
     while ctx is not None:
-        if ctx.info_name in PIPELINE_COMMANDS and ctx.parent is not None and ctx.parent.parent is None:
+        if (
+            ctx.info_name in PIPELINE_COMMANDS
+            and ctx.parent is not None
+            and ctx.parent.parent is None
+        ):
             return True
         ctx = ctx.parent
     return False
@@ -266,7 +272,8 @@ class _Session:
         ).fetchone()
         if not (row and row[0]):
             raise SyncLockedError(
-                f"Another sync of '{state_id}' is running ({_lock_holder(self.conn, state_id)}); "
+                f"Another sync of '{state_id}' is running "
+                f"(held by {_lock_holder(self.conn, state_id)}); "
                 "this run was refused so the two do not interleave",
                 "Wait for that run to finish and start again",
             )
@@ -274,6 +281,16 @@ class _Session:
 
 
 atexit.register(_Session.close_all)
+
+
+def _pruned(value: t.Any) -> t.Any:
+    """State without empty objects: `{"tags": {}}` carries no bookmark, same as `{}`."""
+    if isinstance(value, dict):
+        pruned = {key: _pruned(item) for key, item in value.items()}
+        return {key: item for key, item in pruned.items() if item != {}}
+    if isinstance(value, list):
+        return [_pruned(item) for item in value]
+    return value
 
 
 def _like_pattern(pattern: str) -> str:
@@ -340,6 +357,19 @@ class PostgresStateStoreManager(StateStoreManager):
     @override
     def set(self, state: MeltanoState) -> None:
         with self.conn.transaction():
+            current = self.conn.execute(
+                f"select completed_state, partial_state from {QUALIFIED} where state_id = %s"  # noqa: S608
+                " for update",
+                (state.state_id,),
+            ).fetchone()
+            # The SDK echoes the input state when a sync starts, so a run that fails before
+            # reading anything still sends it back. Rewriting it would stamp updated_at as if
+            # that run had synced something: equivalent state is not written again.
+            if current is not None and (
+                _pruned(current[0] or {}) == _pruned(state.completed_state or {})
+                and _pruned(current[1] or {}) == _pruned(state.partial_state or {})
+            ):
+                return
             self.conn.execute(
                 f"""
                 insert into {QUALIFIED} as m (state_id, completed_state, partial_state, updated_at)
@@ -396,7 +426,10 @@ class PostgresStateStoreManager(StateStoreManager):
     @override
     def clear_all(self) -> int:
         with self.conn.transaction():
-            ids = [row[0] for row in self.conn.execute(f"select state_id from {QUALIFIED}").fetchall()]  # noqa: S608
+            ids = [
+                row[0]
+                for row in self.conn.execute(f"select state_id from {QUALIFIED}").fetchall()  # noqa: S608
+            ]
             for state_id in ids:
                 self._xact_lock(state_id)
             self.conn.execute(f"delete from {QUALIFIED}")  # noqa: S608

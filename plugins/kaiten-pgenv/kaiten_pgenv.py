@@ -130,7 +130,7 @@ def _exec(program: str, app_name: str) -> None:
     path = os.path.join(here, program)
     if not os.path.exists(path):
         path = shutil.which(program) or program
-    os.execve(path, [path, *sys.argv[1:]], merged)
+    os.execve(path, [path, *sys.argv[1:]], merged)  # noqa: S606 - replaces this process, no shell
 
 
 def target_postgres() -> None:

@@ -20,6 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from kaiten_local.postgres import ROOT, create_database, drop_database
+from kaiten_sandbox import Sandbox
 
 pytest_plugins = ["kaiten_local.pytest_plugin", "kaiten_sandbox.pytest_plugin"]
 
@@ -50,7 +51,7 @@ class MeltanoProject:
     ) -> subprocess.CompletedProcess[str]:
         full_env = base_env() | self.env | (env or {})
         full_env = {k: v for k, v in full_env.items() if v is not None}
-        return subprocess.run(  # noqa: S603
+        return subprocess.run(
             [MELTANO, *args],
             cwd=self.root,
             env=full_env,
@@ -62,7 +63,8 @@ class MeltanoProject:
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         full_env = base_env() | self.env | (env or {})
-        return subprocess.Popen(  # noqa: S603
+        full_env = {k: v for k, v in full_env.items() if v is not None}
+        return subprocess.Popen(
             [MELTANO, *args],
             cwd=self.root,
             env=full_env,
@@ -77,7 +79,9 @@ def make_project(root: Path) -> Path:
     installed = ROOT / ".meltano"
     for kind in ("extractors", "loaders", "utilities"):
         if not (installed / kind).is_dir():
-            pytest.fail(f"Meltano plugins are not installed ({installed / kind} missing): run make install")
+            pytest.fail(
+                f"Meltano plugins are not installed ({installed / kind} missing): run make install"
+            )
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
     for name in ("plugins", "transform", "tap-kaiten"):
@@ -113,12 +117,12 @@ def database_url(fresh_database_url: str) -> str:
 
 
 @pytest.fixture
-def sandbox(kaiten_sandbox_factory):  # noqa: ANN001, ANN201
+def sandbox(kaiten_sandbox_factory):
     return kaiten_sandbox_factory(seed=7, cards=300, rate_limit=0)
 
 
 @pytest.fixture
-def project(project_factory, sandbox, database_url) -> MeltanoProject:  # noqa: ANN001
+def project(project_factory, sandbox, database_url) -> MeltanoProject:
     return project_factory(
         KAITEN_API_URL=sandbox.base_url,
         KAITEN_API_TOKEN=sandbox.token,
@@ -138,3 +142,31 @@ def module_database(postgres_url: str) -> Iterator[str]:
 def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+@dataclass
+class Synced:
+    sandbox: Sandbox
+    project: MeltanoProject
+    url: str
+    run_stderr: str
+
+
+@pytest.fixture(scope="module")
+def synced(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
+    """One sandbox workspace and one first `kaiten-sync` run, shared by read-only tests."""
+    with Sandbox(seed=7, cards=300, rate_limit=0) as sandbox:
+        root = make_project(tmp_path_factory.mktemp("synced") / "project")
+        project = MeltanoProject(
+            root,
+            {
+                "KAITEN_API_URL": sandbox.base_url,
+                "KAITEN_API_TOKEN": sandbox.token,
+                "DATABASE_URL": module_database,
+                "TAP_KAITEN_REQUESTS_PER_SECOND": "1000",
+                "DBT_LOG_PATH": str(root / ".meltano" / "dbt-logs"),
+            },
+        )
+        result = project.run("run", "kaiten-sync")
+        assert_ok(result)
+        yield Synced(sandbox, project, module_database, result.stderr)

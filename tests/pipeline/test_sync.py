@@ -4,43 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
-from conftest import STATE_ID, MeltanoProject, assert_ok, make_project, query
+from conftest import STATE_ID, Synced, assert_ok, query
 from truth import assert_tables_equal_truth
-
-from kaiten_sandbox import Sandbox
-
-
-@dataclass
-class Synced:
-    sandbox: Sandbox
-    project: MeltanoProject
-    url: str
-    run_stderr: str
-
-
-@pytest.fixture(scope="module")
-def synced(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
-    """One sandbox workspace and one first `kaiten-sync` run, shared by read-only tests."""
-    with Sandbox(seed=7, cards=300, rate_limit=0) as sandbox:
-        root = make_project(tmp_path_factory.mktemp("synced") / "project")
-        project = MeltanoProject(
-            root,
-            {
-                "KAITEN_API_URL": sandbox.base_url,
-                "KAITEN_API_TOKEN": sandbox.token,
-                "DATABASE_URL": module_database,
-                "TAP_KAITEN_REQUESTS_PER_SECOND": "1000",
-                "DBT_LOG_PATH": str(root / ".meltano" / "dbt-logs"),
-            },
-        )
-        result = project.run("run", "kaiten-sync")
-        assert_ok(result)
-        yield Synced(sandbox, project, module_database, result.stderr)
 
 
 def test_first_run_loads_the_whole_workspace(synced: Synced) -> None:
@@ -112,5 +78,3 @@ def test_loader_session_is_utc(synced: Synced) -> None:
     [(loaded,)] = query(synced.url, "select updated from kaiten.cards where id = %s", (card["id"],))
     expected = dt.datetime.fromisoformat(card["updated"]).replace(tzinfo=None)
     assert loaded.replace(tzinfo=None) == expected
-
-

@@ -70,7 +70,9 @@ def same(expected: Any, actual: Any) -> bool:
             same(e, a) for e, a in zip(expected, actual, strict=True)
         )
     if isinstance(actual, dict) and isinstance(expected, dict):
-        return actual.keys() == expected.keys() and all(same(expected[k], actual[k]) for k in expected)
+        return actual.keys() == expected.keys() and all(
+            same(expected[k], actual[k]) for k in expected
+        )
     if isinstance(actual, str) and not isinstance(expected, str):
         # jsonb scalars, text-typed ids: compare through their JSON rendering
         return actual == str(expected)
@@ -95,7 +97,9 @@ def load_table(url: str, table: str, *, live_only: bool = True) -> dict[Any, dic
     return {row["id"]: row for row in rows}
 
 
-def diff_stream(expected_records: list[dict[str, Any]], rows: dict[Any, dict[str, Any]]) -> list[str]:
+def diff_stream(
+    expected_records: list[dict[str, Any]], rows: dict[Any, dict[str, Any]]
+) -> list[str]:
     """Human-readable differences (empty when the table equals the truth)."""
     problems: list[str] = []
     expected_by_id = {rec["id"]: rec for rec in expected_records}
@@ -143,7 +147,9 @@ def expected_streams(truth: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     for column in expected["columns"]:
         subcolumns = column.pop("subcolumns", None) or []
         columns.append(column)
-        columns.extend({**sub, "column_id": sub.get("column_id") or column["id"]} for sub in subcolumns)
+        columns.extend(
+            {**sub, "column_id": sub.get("column_id") or column["id"]} for sub in subcolumns
+        )
     expected["columns"] = columns
     spaces_of: dict[Any, list[Any]] = {}
     for space_id, board_id in truth.get("space_boards", []):
