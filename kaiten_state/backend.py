@@ -54,7 +54,8 @@ DDL_LOCK_SQL = "hashtextextended('kaiten.sync_metadata:ddl', 0)"
 PIPELINE_COMMANDS = frozenset({"run", "el", "elt"})
 APPLICATION_NAME = "meltano-state-kaiten"
 
-DDL = f"""  # noqa: S608 - constant identifiers only
+# Constant identifiers only, nothing user-supplied.
+DDL = f"""
 create schema if not exists {SCHEMA};
 create table if not exists {QUALIFIED} (
     state_id        text        primary key,
@@ -83,7 +84,7 @@ create view {SCHEMA}.sync_streams as
     ) as p on true;
 comment on view {SCHEMA}.sync_streams is
     'One row per stream (and partition) bookmark: when it was last synced and up to which value';
-"""
+"""  # noqa: S608
 
 
 class StateBackendError(MeltanoError):
