@@ -106,12 +106,13 @@
     for (const state of marks.states) {
       const label = state.state_id ?? state.id ?? "";
       const streams = Object.entries(state.streams || {});
-      if (streams.length === 0) streams.push(["—", state.updated_at ?? "—"]);
+      if (streams.length === 0) streams.push(["—", "—"]);
       for (const [stream, value] of streams) {
         const row = mbody.insertRow();
         cell(row, String(label));
         cell(row, stream);
         cell(row, String(value));
+        cell(row, when(state.updated_at));
       }
     }
 
