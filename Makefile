@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Plugins get the project's Python; never a user-site or a global pip config's extras.
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo demo-stop test lint bench sync full-sync serve clean
+.PHONY: install demo demo-stop test lint bench sync full-sync serve readme clean
 
 $(STAMP): pyproject.toml constraints.txt tap-kaiten/pyproject.toml plugins/kaiten-pgenv/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ full-sync: install
 # The sync service: webhooks, /api/sync, /admin/sync (kaiten_service/README.md). HOST/PORT overridable.
 serve: install
 	$(BIN)/kaiten-service --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8000)
+
+# README's settings and streams tables, from `tap-kaiten --about` and tap-kaiten/README.md.
+readme: install
+	$(BIN)/python -m kaiten_local.readme
 
 clean:
 	-$(BIN)/python -m kaiten_local.postgres destroy 2>/dev/null
