@@ -390,7 +390,7 @@ class KaitenStream(RESTStream[int]):
         if force or now - self._last_progress_log >= PROGRESS_LOG_SECONDS:
             self._last_progress_log = now
             self.logger.info(
-                "Progress %s: %d records read, %d requests made",
+                "Progress %s: %d records so far, %d requests made",
                 self.name,
                 self._records_read,
                 self._requests_made,

@@ -721,7 +721,6 @@ class CardsStream(KaitenStream):
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         page = self._paginator.current_value
         records = records_of(response)
-        self._records_read += len(records)
         self.log_progress()
         if (
             page.last_row is not None
@@ -748,6 +747,9 @@ class CardsStream(KaitenStream):
             # The SDK has now written this card and moved the bookmark to its
             # `updated`; the id lets a resumed run skip exactly what was emitted.
             state["last_id"] = record["id"]
+            self._records_read += 1  # pages overlap: count cards, not rows
+            # Child streams can hold a page of cards for a while: keep reporting.
+            self.log_progress()
 
     def card_checklists(self, card: dict) -> list[dict] | None:
         """Checklists come only with the full card (GET /cards/{id}): ask only if it has any."""
