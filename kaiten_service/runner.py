@@ -248,6 +248,8 @@ class SyncRunner:
                 # not have seen their changes.
                 self._retry_at = time.monotonic() + LOCKED_RETRY_SECONDS
                 continue
+            if self._pending_since is None:
+                continue  # an API run started during the lock check took the hints
             try:
                 self.start_run(RunKind.INCREMENTAL, trigger="webhook")
             except RunAlreadyGoingError:
