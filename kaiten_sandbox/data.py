@@ -11,6 +11,7 @@ workspace seed, so the same seed always yields the same workspace.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import random
@@ -19,7 +20,7 @@ import time
 import uuid
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -251,15 +252,8 @@ class Workspace:
         self._used_tags: tuple[int, list[int]] | None = None
         self._board_cards: tuple[int, dict[int, list[Card]]] | None = None
         self._before: dict[int, dict[str, Any]] | None = None
-        rng = random.Random(seed)
-        # Millions of small objects: the cyclic GC would rescan them again and again.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            self._generate(rng, cards, token)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+        with _gc_paused():
+            self._generate(random.Random(seed), cards, token)
         self._mutations = 0
 
     def _generate(self, rng: random.Random, cards: int, token: str | None) -> None:
@@ -755,6 +749,9 @@ class Workspace:
             value = self._shared_cache[key] = build(ident)
         return value
 
+    def _fresh(self, kind: str, ident: int, build: Callable[[int], dict[str, Any]]) -> dict:
+        return _json_copy(self._shared(kind, ident, build))
+
     def _type_short(self, type_id: int) -> dict[str, Any]:
         t = self.card_types[type_id]
         keys = ("id", "uid", "name", "letter", "color", "archived", "company_id")
@@ -778,8 +775,14 @@ class Workspace:
             "board": {"id": board["id"], "uid": board["uid"], "title": board["title"]},
         }
 
-    def render_card(self, c: Card, *, detail: bool = True, description: bool = True) -> dict:
+    def render_card(
+        self, c: Card, *, detail: bool = True, description: bool = True, fresh: bool = False
+    ) -> dict:
+        """The card as the API shows it. Nested objects of other entities are shared
+        between renders (cheap, fine for serialising); `fresh` gives a card that owns every
+        nested object, safe to hand to callers that may modify it."""
         tags = self.tags
+        shared = self._fresh if fresh else self._shared
         key = f"{self.card_types[c.type_id]['letter']}-{c.id}"
         card: dict[str, Any] = {
             "id": c.id,
@@ -844,7 +847,7 @@ class Workspace:
             "goals_total": 0,
             "goals_done": 0,
             "tag_ids": list(c.tag_ids),
-            "properties": dict(c.props) if c.props else None,
+            "properties": _json_copy(c.props) if c.props else None,
             "email": f"board{c.board_id}+{c.id}@mail.kaiten.test",
             "service_id": None,
             "external_user_emails": None,
@@ -870,11 +873,11 @@ class Workspace:
             "owner_email": self.users[c.owner_id]["email"],
             # Nested objects of immutable entities are built once and shared between
             # cards: rendering is the server's hot path. Never mutate a rendered card.
-            "owner": self._shared("user", c.owner_id, self.user_short),
-            "type": self._shared("type", c.type_id, self._type_short),
-            "board": self._shared("board", c.board_id, self._board_for_card),
-            "column": self._shared("column", c.column_id, self.column_short),
-            "lane": self._shared("lane", c.lane_id, self._lane_short),
+            "owner": shared("user", c.owner_id, self.user_short),
+            "type": shared("type", c.type_id, self._type_short),
+            "board": shared("board", c.board_id, self._board_for_card),
+            "column": shared("column", c.column_id, self.column_short),
+            "lane": shared("lane", c.lane_id, self._lane_short),
             "members": [
                 dict(self._shared("user", u, self.user_short), type=t, card_id=c.id, user_id=u)
                 for u, t in c.members
@@ -891,7 +894,7 @@ class Workspace:
                 for t in c.tag_ids
             ],
             "files": self._files(c),
-            "path_data": self._shared("path", c.board_id, self._path_data),
+            "path_data": shared("path", c.board_id, self._path_data),
         }
         if detail:
             card["checklists"] = self._checklists(c)
@@ -1092,8 +1095,10 @@ class Workspace:
         "space_boards",
     )  # fmt: skip
 
-    def truth(self, streams: Iterable[str] | None = None) -> dict[str, Any]:
-        """Every entity as the API returns it; `streams` picks a subset (big workspaces)."""
+    def truth(self, streams: Iterable[str] | None = None, *, fresh: bool = False) -> dict:
+        """Every entity as the API returns it; `streams` picks a subset (big workspaces).
+        `fresh`: the caller owns every object in the answer (nothing shared with the
+        workspace), so it may modify them; otherwise only serialise the answer."""
         wanted = list(self.STREAMS if streams is None else streams)
         unknown = sorted(set(wanted) - set(self.STREAMS))
         if unknown:
@@ -1107,7 +1112,7 @@ class Workspace:
                 "boards": lambda: [self.board_json(b, with_cards=False) for b in self.board_ids],
                 "columns": lambda: [col for b in self.board_ids for col in self.columns_json(b)],
                 "lanes": lambda: [lane for b in self.board_ids for lane in self.lanes_json(b)],
-                "cards": lambda: [self.render_card(c) for c in cards],
+                "cards": lambda: [self.render_card(c, fresh=fresh) for c in cards],
                 "users": lambda: [dict(u) for u in self.users.values()],
                 "tags": self.visible_tags,
                 "card_types": lambda: [dict(t) for t in self.card_types.values()],
@@ -1122,7 +1127,13 @@ class Workspace:
                 "deleted_card_ids": lambda: list(self.deleted_card_ids),
                 "space_boards": lambda: [[s, b] for s, b in self.space_boards],
             }
-            return {name: build[name]() for name in wanted}
+            with _gc_paused():
+                answer = {name: build[name]() for name in wanted}
+            if fresh:
+                # Small entity lists share nested dicts (settings, ...) with the workspace.
+                for name in set(answer) - {"cards", "card_comments", "card_location_history"}:
+                    answer[name] = _json_copy(answer[name])
+            return answer
 
     # ----------------------------------------------------------------- /cards query
     def query_cards(self, key: tuple[Any, ...], build: Callable[[], list[Card]]) -> list[Card]:
@@ -1321,6 +1332,27 @@ class Workspace:
                 relinked.append(other)
         self.deleted_card_ids.append(cid)
         return relinked
+
+
+def _json_copy(value: Any) -> Any:
+    """Deep copy of JSON-shaped data (dicts, lists, scalars): faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    return value
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building millions of small objects: the cyclic GC would rescan them again and again."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _by_id(card: Card) -> int:

@@ -7,8 +7,6 @@ from dataclasses import asdict
 from types import TracebackType
 from typing import Any
 
-import orjson
-
 from kaiten_sandbox.data import Workspace
 from kaiten_sandbox.server import App, SandboxConfig, SandboxHTTPServer
 
@@ -98,9 +96,9 @@ class Sandbox:
 
     # ------------------------------------------------------------------ control
     def truth(self, *streams: str) -> dict[str, Any]:
-        """Same as GET /_sandbox/state[?streams=a,b] (round-tripped through JSON so types
-        match). Name streams to get only those: rendering 100,000 cards takes seconds."""
-        return orjson.loads(orjson.dumps(self.workspace.truth(streams or None)))
+        """Same as GET /_sandbox/state[?streams=a,b]: JSON types only, and the caller owns
+        every object. Name streams to get only those: 100,000 cards take seconds."""
+        return self.workspace.truth(streams or None, fresh=True)
 
     def mutate(self, seed: int | None = None, **counts: int) -> dict[str, list[int]]:
         body: dict[str, Any] = dict(counts)

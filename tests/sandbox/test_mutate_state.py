@@ -205,3 +205,22 @@ def test_board_card_lists_follow_moves_and_deletes(kaiten_sandbox, api):
         cards = api.get(f"{kaiten_sandbox.api_url}/boards/{board['id']}").json()["cards"]
         expected = sorted(c["id"] for c in truth["cards"] if c["board_id"] == board["id"])
         assert [c["id"] for c in cards] == expected
+
+
+def test_modifying_a_truth_answer_cannot_change_the_sandbox(kaiten_sandbox, api):
+    pristine = api.get(f"{kaiten_sandbox.base_url}/_sandbox/state").json()
+    scratch = kaiten_sandbox.truth()
+
+    def scribble(value):
+        if isinstance(value, dict):
+            for key in list(value):
+                scribble(value[key])
+            value["scribbled"] = True
+        elif isinstance(value, list):
+            for item in value:
+                scribble(item)
+            value.append("scribbled")
+
+    scribble(scratch)
+    assert kaiten_sandbox.truth() == pristine
+    assert api.get(f"{kaiten_sandbox.base_url}/_sandbox/state").json() == pristine
