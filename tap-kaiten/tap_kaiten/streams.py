@@ -141,6 +141,7 @@ class BoardsStream(KaitenStream):
     primary_keys = ("id",)
     replication_key = None
     page_size = None
+    not_found_is_empty = True  # a space deleted meanwhile: its boards keep the short form
     schema = _schema(
         th.Property("id", ID, required=True),
         th.Property("uid", th.StringType),
@@ -189,7 +190,7 @@ class BoardsStream(KaitenStream):
         for space in spaces:
             if all(board["id"] in done for board in space.get("boards") or []):
                 continue
-            for board in super().get_records({"space_id": space["id"]}):
+            for board in self._full_boards(space["id"]):
                 if board["id"] in done:
                     continue
                 done.add(board["id"])
@@ -200,6 +201,13 @@ class BoardsStream(KaitenStream):
         for board_id, board in short_forms.items():
             if board_id not in done:
                 yield {**board, "space_ids": placements[board_id]}
+
+    def _full_boards(self, space_id: int) -> list[dict]:
+        try:
+            return list(super().get_records({"space_id": space_id}))
+        except KaitenNotFoundError:
+            self.logger.warning("boards: space %s vanished during the sync", space_id)
+            return []
 
     @override
     def get_child_context(self, record: dict, context: Context | None) -> dict:

@@ -71,6 +71,24 @@ def test_boards_are_deduplicated_full_and_keep_every_space(full_sync):
     }
 
 
+def test_a_space_deleted_meanwhile_keeps_its_boards_in_short_form(kaiten_sandbox):
+    truth = kaiten_sandbox.truth()
+    space_id = truth["spaces"][0]["id"]
+    only_here = {b for s, b in truth["space_boards"] if s == space_id} - {
+        b for s, b in truth["space_boards"] if s != space_id
+    }
+    assert only_here
+    kaiten_sandbox.configure(
+        inject=[{"path": f"/spaces/{space_id}/boards", "status": 404, "body": ""}]
+    )
+    result = sync(base_config(kaiten_sandbox), streams=["boards"])
+    boards = by_id(result.records["boards"])
+    assert set(boards) == {board["id"] for board in truth["boards"]}
+    for board_id in only_here:
+        assert boards[board_id]["title"] == by_id(truth["boards"])[board_id]["title"]
+        assert "email_key" not in boards[board_id]  # the short form from /spaces
+
+
 def test_columns_and_lanes_are_requested_per_board_when_not_embedded(kaiten_sandbox):
     truth = kaiten_sandbox.truth()
     space_id = truth["spaces"][0]["id"]
