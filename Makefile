@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml constraints.txt tap-kaiten/pyproject.toml plugins/kaite
 	$(PIP) -e '.[test]' -e './tap-kaiten[test]' -e ./plugins/kaiten-pgenv
 	touch $@
 
+# Installing touches no database, but meltano.yml refers to $$DATABASE_URL and Meltano
+# (strict_env_var_mode) refuses unset variables: give it a placeholder when .env has none.
 $(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) plugins/kaiten-pgenv/kaiten_pgenv.py
-	$(BIN)/meltano install
+	DATABASE_URL="$${DATABASE_URL:-postgresql://not-used-by-install/}" $(BIN)/meltano install
 	touch $@
 
 install: $(STAMP) $(PLUGINS_STAMP)
