@@ -101,6 +101,17 @@ def first_page_seconds(url: str, token: str) -> float:
     return time.perf_counter() - began
 
 
+def state_seconds(url: str) -> tuple[float, int]:
+    """GET /_sandbox/state?streams=cards: what tests and benchmarks use as ground truth."""
+    split = urlsplit(url)
+    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=300)
+    began = time.perf_counter()
+    conn.request("GET", "/_sandbox/state?streams=cards")
+    size = len(conn.getresponse().read())
+    conn.close()
+    return time.perf_counter() - began, size
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cards", type=int, default=100_000)
@@ -125,6 +136,11 @@ def main() -> int:
                 f"/request = {1 / max(cpu_per_request, 1e-9):.0f} requests/s per free core"
             )
         print(f"sandbox RSS after load: {rss_mb(proc.pid):.0f} MB")
+        seconds, size = state_seconds(url)
+        print(
+            f"ground truth of all cards (/_sandbox/state?streams=cards): {seconds:.1f} s, "
+            f"{size / 1e6:.0f} MB; RSS after: {rss_mb(proc.pid):.0f} MB"
+        )
         load_avg = os.getloadavg()[0]
         print(f"(machine: {os.cpu_count()} CPUs, load average {load_avg:.1f} before this ended)")
     finally:
