@@ -68,10 +68,18 @@ def table_counts(url: str, schema: str = SCHEMA) -> dict[str, int]:
 
 
 def bookmarks(url: str) -> list[tuple[str, str, str | None, str | None]]:
+    """Per stream (cards: per live/archived partition) bookmark and write time."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "select state_id, stream, replication_key_value, to_char(synced_at, "
-            "'YYYY-MM-DD HH24:MI:SS') from kaiten.sync_streams order by 1, 2"
+            """
+            select state_id,
+                   stream || case partition ->> 'condition' when '1' then ' (live)'
+                                                            when '2' then ' (archived)'
+                                                            else '' end,
+                   replication_key_value,
+                   to_char(synced_at, 'YYYY-MM-DD HH24:MI:SS')
+            from kaiten.sync_streams order by 1, 2
+            """
         ).fetchall()
     return [(str(a), str(b), c, d) for a, b, c, d in rows]
 
@@ -113,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nkaiten-sync finished in {elapsed:.1f} s. Rows per table in schema {SCHEMA}:")
     for table, count in table_counts(url).items():
-        print(f"  {table:<28} {count:>8}")
+        if table != "sync_metadata":  # shown below, as bookmarks
+            print(f"  {table:<28} {count:>8}")
     print("\nBookmarks in kaiten.sync_metadata (view kaiten.sync_streams):")
     for state_id, stream, value, synced_at in bookmarks(url):
         print(f"  {state_id}  {stream:<24} {value or '-':<26} synced {synced_at} UTC")
