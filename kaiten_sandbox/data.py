@@ -18,7 +18,7 @@ import random
 import threading
 import time
 import uuid
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -252,6 +252,7 @@ class Workspace:
         self._used_tags: tuple[int, list[int]] | None = None
         self._board_cards: tuple[int, dict[int, list[Card]]] | None = None
         self._before: dict[int, dict[str, Any]] | None = None
+        self._index: tuple[int, dict[str, list[Any]]] | None = None
         with _gc_paused():
             self._generate(random.Random(seed), cards, token)
         self._mutations = 0
@@ -1151,6 +1152,62 @@ class Workspace:
             while len(self._query_cache) > 64:
                 self._query_cache.popitem(last=False)
             return result
+
+    def _updated_index(self, population: str) -> tuple[list[int], list[Card]]:
+        """Cards of one population sorted by (updated, id), with their `updated` values
+        for bisecting; rebuilt once per generation."""
+        if self._index is None or self._index[0] != self.generation:
+            ordered = sorted(self.cards.values(), key=lambda c: (c.updated, c.id))
+            self._index = (self.generation, {"all": ordered})
+        indexes = self._index[1]
+        if population not in indexes:
+            keep = {"live": False, "archived": True}
+            ordered = [c for c in indexes["all"] if c.archived_flag == keep[population]]
+            indexes[population] = ordered
+        cards = indexes[population]
+        key = population + ":updated"
+        if key not in indexes:
+            indexes[key] = [c.updated for c in cards]
+        return indexes[key], cards
+
+    def index_page(
+        self,
+        population: str,
+        *,
+        after: float | None,
+        strict: bool,
+        before: float | None,
+        preds: list[Callable[[Card], bool]],
+        descending: bool,
+        offset: int,
+        limit: int,
+    ) -> list[Card]:
+        """One page of cards ordered by (updated, id), found by bisecting the index."""
+        if population == "none":
+            return []
+        with self.lock:
+            updated, cards = self._updated_index(population)
+            lo = 0 if after is None else (bisect_right if strict else bisect_left)(updated, after)
+            hi = len(updated) if before is None else bisect_left(updated, before)
+            if not preds:
+                if descending:
+                    end = hi - offset
+                    return cards[max(lo, end - limit) : end][::-1] if end > lo else []
+                start = lo + offset
+                return cards[start : min(hi, start + limit)] if start < hi else []
+            positions = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
+            page: list[Card] = []
+            skip = offset
+            for i in positions:
+                card = cards[i]
+                if all(p(card) for p in preds):
+                    if skip:
+                        skip -= 1
+                    else:
+                        page.append(card)
+                        if len(page) == limit:
+                            break
+            return page
 
     # ----------------------------------------------------------------- mutations
     def _now(self, bump: int = 0) -> int:

@@ -311,6 +311,45 @@ class WebhookSender:
                 self.queue.task_done()
 
 
+_INDEX_ORDERS = ([("updated", False), ("id", False)], [("updated", True), ("id", True)])
+_POPULATION_TEST: dict[str, Callable[[Card], bool]] = {
+    "all": lambda c: True,
+    "live": lambda c: not c.archived_flag,
+    "archived": lambda c: c.archived_flag,
+    "none": lambda c: False,
+}
+
+
+@dataclass
+class CardQuery:
+    """A validated /cards request: which cards (population, updated bounds, other
+    predicates) in which order; `key` identifies it for the result cache."""
+
+    key: tuple[Any, ...]
+    population: str  # "live", "archived", "all" or "none"
+    updated_after: float | None
+    updated_before: float | None
+    strict: bool
+    other_preds: list[Callable[[Card], bool]]
+    order: list[tuple[str, bool]]
+    cards: dict[int, Card]
+
+    def build(self) -> list[Card]:
+        """Every matching card, fully sorted: the general (slow) path."""
+        preds = [_POPULATION_TEST[self.population], *self.other_preds]
+        after, before = self.updated_after, self.updated_before
+        if after is not None:
+            preds.append(
+                (lambda c: c.updated > after) if self.strict else (lambda c: c.updated >= after)
+            )
+        if before is not None:
+            preds.append(lambda c: c.updated < before)
+        rows = [c for c in self.cards.values() if all(p(c) for p in preds)]
+        for name, descending in reversed(self.order):
+            rows.sort(key=ORDER_FIELDS[name], reverse=descending)
+        return rows
+
+
 class App:
     """Server-wide state shared by every request thread."""
 
@@ -569,7 +608,7 @@ class App:
 
     def r_cards(self, q: dict[str, str]) -> Response:
         limit, offset = _paging(q, 100)
-        key, build = self._card_query(q)
+        query = self._card_query(q)
         wants_description = "description" in q.get("additional_card_fields", "").split(",")
         paging_mutations = self.config.mutate_while_paging
         if offset > 0 and paging_mutations:
@@ -577,44 +616,55 @@ class App:
             self.mutate({"update": paging_mutations})
             self.stats.fault("mutate_while_paging")
         with self.ws.lock:
-            rows = self.ws.query_cards(key, build)[offset : offset + limit]
+            if query.order in _INDEX_ORDERS:
+                # Keyset paging sends a new updated_after on every page: answer from the
+                # (updated, id) index instead of filtering and sorting every card each time.
+                rows = self.ws.index_page(
+                    query.population,
+                    after=query.updated_after,
+                    strict=query.strict,
+                    before=query.updated_before,
+                    preds=query.other_preds,
+                    descending=query.order[0][1],
+                    offset=offset,
+                    limit=limit,
+                )
+            else:
+                rows = self.ws.query_cards(query.key, query.build)[offset : offset + limit]
             page = [
                 self.ws.render_card(c, detail=False, description=wants_description) for c in rows
             ]
         return json_response(page, list_endpoint=True)
 
-    def _card_query(self, q: dict[str, str]) -> tuple[tuple[Any, ...], Callable[[], list[Card]]]:
-        """Validate /cards filters; return a cache key and a builder of the ordered result."""
+    def _card_query(self, q: dict[str, str]) -> CardQuery:
+        """Validate /cards filters into a query the workspace can answer."""
         preds: list[Callable[[Card], bool]] = []
         key: list[Any] = []
         include_archived = _bool_param(q.get("archived"))
         key.append(("archived", include_archived))
-        if not include_archived:
-            preds.append(lambda c: not c.archived_flag)
+        condition = None
         if "condition" in q:
-            cond = _int_param("condition", q["condition"])
-            if cond not in (1, 2):
-                raise BadRequest(f"condition must be 1 (on board) or 2 (archived), got {cond}")
-            key.append(("condition", cond))
-            preds.append(lambda c: c.condition == cond)
+            condition = _int_param("condition", q["condition"])
+            if condition not in (1, 2):
+                raise BadRequest(f"condition must be 1 (on board) or 2 (archived), got {condition}")
+            key.append(("condition", condition))
+        # Archived cards only show with archived=true; condition then narrows further.
+        if not include_archived:
+            population = "none" if condition == 2 else "live"
+        else:
+            population = {None: "all", 1: "live", 2: "archived"}[condition]
         strict = self.config.updated_after == "strict"
-        for name, attr, after in (
-            ("updated_after", "updated", True),
-            ("updated_before", "updated", False),
-            ("created_after", "created", True),
-            ("created_before", "created", False),
-        ):
-            if name not in q:
-                continue
-            bound = parse_ts_param(name, q[name])
-            key.append((name, bound, strict))
-            getter = ORDER_FIELDS[attr]
-            if after and strict:
-                preds.append(lambda c, g=getter, b=bound: g(c) > b)
-            elif after:
-                preds.append(lambda c, g=getter, b=bound: g(c) >= b)
-            else:
-                preds.append(lambda c, g=getter, b=bound: g(c) < b)
+        bounds: dict[str, float] = {}
+        for name in ("updated_after", "updated_before", "created_after", "created_before"):
+            if name in q:
+                bounds[name] = parse_ts_param(name, q[name])
+                key.append((name, bounds[name], strict))
+        if "created_after" in bounds:
+            low = bounds["created_after"]
+            preds.append((lambda c: c.created > low) if strict else (lambda c: c.created >= low))
+        if "created_before" in bounds:
+            high = bounds["created_before"]
+            preds.append(lambda c: c.created < high)
         for name, attr in (
             ("board_id", "board_id"),
             ("column_id", "column_id"),
@@ -665,18 +715,18 @@ class App:
             text = q["query"].casefold()
             key.append(("query", text))
             preds.append(lambda c: text in c.title.casefold())
-
         order = self._order(q)
         key.append(("order", tuple(order)))
-
-        def build() -> list[Card]:
-            cards = self.ws.cards.values()
-            rows = [c for c in cards if all(p(c) for p in preds)] if preds else list(cards)
-            for name, descending in reversed(order):
-                rows.sort(key=ORDER_FIELDS[name], reverse=descending)
-            return rows
-
-        return tuple(key), build
+        return CardQuery(
+            key=tuple(key),
+            population=population,
+            updated_after=bounds.get("updated_after"),
+            updated_before=bounds.get("updated_before"),
+            strict=strict,
+            other_preds=preds,
+            order=order,
+            cards=self.ws.cards,
+        )
 
     def _order(self, q: dict[str, str]) -> list[tuple[str, bool]]:
         if "order_by" in q:
