@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import requests
+import urllib3
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -271,7 +272,19 @@ class KaitenStream(RESTStream[int]):
         def rate_limited(prepared_request: requests.PreparedRequest, context: Context | None):  # noqa: ANN202
             limiter.wait()
             self._requests_made += 1
-            return func(prepared_request, context)
+            try:
+                return func(prepared_request, context)
+            except requests.exceptions.ConnectionError as exc:
+                # A host that does not resolve before anything ever answered is a
+                # typo in KAITEN_API_URL, not a network blip: fail now, not after retries.
+                if not self.run_state.first_response_seen and _unknown_host(exc):
+                    host = urlsplit(prepared_request.url or "").hostname
+                    msg = (
+                        f"Kaiten API Error: the host {host} does not exist: check the company "
+                        "domain in KAITEN_API_URL"
+                    )
+                    raise KaitenAPIError(msg) from None
+                raise
 
         return super().request_decorator(rate_limited)
 
@@ -445,6 +458,11 @@ class KaitenStream(RESTStream[int]):
             details.get("tries", 0) + 1,
             MAX_ATTEMPTS,
         )
+
+
+def _unknown_host(exc: requests.exceptions.ConnectionError) -> bool:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NameResolutionError)
 
 
 def kaiten_message(response: requests.Response) -> str:

@@ -54,6 +54,20 @@ def test_404_on_the_first_request_points_at_the_company_domain(kaiten_sandbox, t
     assert "Traceback" not in process.stderr
 
 
+def test_unknown_host_fails_at_once_pointing_at_the_company_domain(tmp_path):
+    config = {
+        "api_url": "https://my-studio.kaiten.invalid",
+        "api_token": "296a5709-99bc-49a7-96e0-c0a1b236091f",
+    }
+    process = run_cli([], config=config, tmp_path=tmp_path)
+    assert process.returncode == 1
+    assert process.stderr.strip().splitlines()[-1] == (
+        "Kaiten API Error: the host my-studio.kaiten.invalid does not exist: "
+        "check the company domain in KAITEN_API_URL"
+    )
+    assert "Retrying" not in process.stderr and "retrying" not in process.stderr
+
+
 def test_other_4xx_names_status_path_and_kaitens_message_without_retrying(kaiten_sandbox):
     body = json.dumps({"message": "Доступ к пространству запрещён"})
     inject(kaiten_sandbox, path="/card-types", status=403, body=body)
