@@ -183,6 +183,11 @@ class RateLimiter:
     def check(self, token: str, limit: int) -> tuple[bool, dict[str, str]]:
         now = time.time()
         with self.lock:
+            if len(self.windows) > 1000:
+                # Clients inventing tokens must not grow this forever: drop idle windows.
+                idle = [t for t, w in self.windows.items() if not w or w[-1] <= now - 1.0]
+                for stale in idle:
+                    del self.windows[stale]
             window = self.windows.setdefault(token, deque())
             while window and window[0] <= now - 1.0:
                 window.popleft()
