@@ -39,6 +39,7 @@ TERMINATE_GRACE_SECONDS = 10.0
 # pending webhook hints wait this long before the next try.
 LOCKED_RETRY_SECONDS = 5.0
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _LOADER_LINE = re.compile(r"\]\s+target-")
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY)", re.IGNORECASE)
 
@@ -121,25 +122,7 @@ def redact(text: str, secrets_to_hide: Iterable[str]) -> str:
     return text
 
 
-def parse_record_counts(line: str) -> tuple[str, int] | None:
-    """(stream, records) from a Singer SDK `record_count` metric line emitted by the tap.
-
-    Meltano prints each plugin line as `<time> [info     ] <plugin> <text>`;
-    the SDK's metric text is `METRIC: {json}`. Targets built on the SDK emit
-    the same metric for what they load, so the loader's lines are skipped (by
-    its name, or by Meltano's consumer marker in key=value output): the count
-    is of records read from Kaiten.
-    """
-    marker = line.find("METRIC:")
-    if marker < 0 or _LOADER_LINE.search(line[:marker]) or "consumer=True" in line:
-        return None
-    start = line.find("{", marker)
-    if start < 0:
-        return None
-    try:
-        point, _ = json.JSONDecoder().raw_decode(line, start)
-    except ValueError:
-        return None
+def _record_count(point: Any) -> tuple[str, int] | None:
     if not isinstance(point, dict) or point.get("metric") != "record_count":
         return None
     tags = point.get("tags") or {}
@@ -147,6 +130,52 @@ def parse_record_counts(line: str) -> tuple[str, int] | None:
     if not isinstance(stream, str) or not isinstance(value, int) or isinstance(value, bool):
         return None
     return stream, value
+
+
+def _display(entry: dict[str, Any]) -> str:
+    """One readable line from a Meltano JSON log entry: who said what."""
+    who = entry.get("name") or entry.get("string_id") or "meltano"
+    text = _ANSI.sub("", str(entry.get("event", ""))).strip()
+    if err := entry.get("err"):
+        text = f"{text}: {err}"
+    if isinstance(exc := entry.get("plugin_exception"), dict):
+        text = f"{text}: {exc.get('type', '')} {exc.get('message', '')}".rstrip()
+    return f"{who}: {text}"
+
+
+def parse_line(line: str) -> tuple[str, tuple[str, int] | None]:
+    """(readable text, (stream, records) if the line is the tap's `record_count` metric).
+
+    The default commands run `meltano --log-format=json`: one JSON object per
+    line, the SDK metric whole in `metric_info` (the console format drops the
+    stream name once the tap logs structured). Other commands may print the
+    SDK's plain `METRIC: {json}` text, so that is read too. SDK targets emit
+    the same metric for what they load; the loader's lines are skipped so
+    the count is of records read from Kaiten.
+    """
+    line = _ANSI.sub("", line)
+    if line.startswith("{"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            from_loader = entry.get("consumer") is True or str(entry.get("name", "")).startswith(
+                "target-"
+            )
+            counted = None if from_loader else _record_count(entry.get("metric_info"))
+            return _display(entry), counted
+    marker = line.find("METRIC:")
+    if marker < 0 or _LOADER_LINE.search(line[:marker]) or "consumer=True" in line:
+        return line, None
+    start = line.find("{", marker)
+    if start < 0:
+        return line, None
+    try:
+        point, _ = json.JSONDecoder().raw_decode(line, start)
+    except ValueError:
+        return line, None
+    return line, _record_count(point)
 
 
 class SyncRunner:
@@ -366,12 +395,13 @@ class SyncRunner:
     def _handle_line(self, run: Run, line: str) -> None:
         if not line.strip():
             return
-        counted = parse_record_counts(line)
+        text, counted = parse_line(line)
         if counted:
             stream, value = counted
             run.records[stream] += value
-        run.output_tail.append(line[:500])
-        log.debug("run %s | %s", run.id, redact(line, self._hide))
+            return  # hundreds of metric lines would push the useful tail out
+        run.output_tail.append(text[:500])
+        log.debug("run %s | %s", run.id, redact(text, self._hide))
 
     def _failure_summary(self, run: Run) -> str:
         # The last lines that look like an error say most; fall back to the tail.
@@ -380,7 +410,7 @@ class SyncRunner:
             for line in run.output_tail
             if re.search(r"error|fail|refus|lock|denied", line, re.I)
         ]
-        chosen = (lines or list(run.output_tail))[-3:]
+        chosen = (lines or list(run.output_tail))[-4:]
         summary = " | ".join(line.strip() for line in chosen) or "no output"
         return redact(f"exit code {run.exit_code}: {summary}", self._hide)[:1000]
 

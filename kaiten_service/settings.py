@@ -133,14 +133,17 @@ class Settings:
             webhook_secret=secret,
             database_url=env.get("DATABASE_URL", "").strip() or None,
             project_root=root,
+            # JSON logs: the only format in which Meltano keeps each metric's stream name.
             sync_command=_command(
-                env, "KAITEN_SERVICE_SYNC_COMMAND", [meltano, "run", "kaiten-sync"]
+                env,
+                "KAITEN_SERVICE_SYNC_COMMAND",
+                [meltano, "--log-format=json", "run", "kaiten-sync"],
             ),
             # A job cannot carry run flags: the full refresh is asked for on the command line.
             full_sync_command=_command(
                 env,
                 "KAITEN_SERVICE_FULL_SYNC_COMMAND",
-                [meltano, "run", "--full-refresh", "kaiten-full-sync"],
+                [meltano, "--log-format=json", "run", "--full-refresh", "kaiten-full-sync"],
             ),
             debounce_seconds=debounce,
             max_delay_seconds=max_delay,

@@ -43,23 +43,29 @@ def main() -> int:
         if extra := os.environ.get("FAKE_SYNC_PRINT"):
             print(extra, flush=True)
         time.sleep(seconds)
-        # Lines as `meltano run` prints them (format captured from a real run).
+        # What `meltano --log-format=json run` prints (captured from a real run):
+        # the tap's metric, then the loader's echo of it, which must not count twice.
+        tap = {"consumer": False, "producer": True, "string_id": "tap-kaiten", "name": "tap-kaiten"}
+        loader = {"consumer": True, "producer": False, "string_id": "target-postgres"}
+        loader["name"] = "target-postgres"
+        for who in (tap, loader):
+            point = {
+                "type": "counter",
+                "metric": "record_count",
+                "value": 7,
+                "tags": {"stream": "cards"},
+            }
+            print(json.dumps({**who, "metric_info": point, "event": "METRIC"}), flush=True)
+        # The SDK's plain text form, as a command without JSON logs prints it.
         prefix = "2026-12-04T20:21:09.711065Z [info     ]"
-        for stream, count in (("cards", 7), ("users", 3)):
-            point = {"type": "counter", "metric": "record_count", "value": count}
-            point["tags"] = {"stream": stream}
-            print(f"{prefix} tap-kaiten   METRIC: {json.dumps(point)}", flush=True)
-        # What an SDK target logs for the same records: must not be counted twice.
         point = {
             "type": "counter",
             "metric": "record_count",
-            "value": 7,
-            "tags": {"stream": "cards"},
+            "value": 3,
+            "tags": {"stream": "users"},
         }
+        print(f"{prefix} tap-kaiten   METRIC: {json.dumps(point)}", flush=True)
         print(f"{prefix} target-postgres METRIC: {json.dumps(point)}", flush=True)
-        print(
-            f"{prefix} target-postgres METRIC   metric_name=record_count metric_value=3", flush=True
-        )
         conn.execute(
             "update service_test_runs set ended_at = clock_timestamp() where id = %s", [run_id]
         )
