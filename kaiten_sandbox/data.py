@@ -22,6 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 COMPANY_ID = 1
@@ -1157,7 +1158,9 @@ class Workspace:
         """Cards of one population sorted by (updated, id), with their `updated` values
         for bisecting; rebuilt once per generation."""
         if self._index is None or self._index[0] != self.generation:
-            ordered = sorted(self.cards.values(), key=lambda c: (c.updated, c.id))
+            # Two stable sorts on plain attributes: no key tuples, no GC churn.
+            ordered = sorted(self.cards.values(), key=attrgetter("id"))
+            ordered.sort(key=attrgetter("updated"))
             self._index = (self.generation, {"all": ordered})
         indexes = self._index[1]
         if population not in indexes:
