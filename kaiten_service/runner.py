@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from kaiten_service.settings import Settings
@@ -80,6 +81,7 @@ class Run:
     records: Counter[str] = field(default_factory=Counter)
     output_tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
     error: str | None = None
+    log_file: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         end = self.ended_at or _now()
@@ -96,6 +98,8 @@ class Run:
             "records": dict(sorted(self.records.items())),
             "records_total": sum(self.records.values()),
             "error": self.error,
+            # The name only: where the server keeps it is not the browser's business.
+            "log_file": self.log_file.name if self.log_file else None,
         }
 
 
@@ -196,6 +200,7 @@ class SyncRunner:
         self._scheduler: asyncio.Task[None] | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._process: asyncio.subprocess.Process | None = None
+        self._log: TextIO | None = None
         self._hide = secret_values(settings.child_env)
         self._stopping = False
 
@@ -333,6 +338,7 @@ class SyncRunner:
             if run.kind is RunKind.FULL
             else self.settings.sync_command
         )
+        self._log = self._open_log(run)
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *command,
@@ -366,6 +372,10 @@ class SyncRunner:
                 # Ended by our own shutdown: not a pipeline failure.
                 run.outcome = "cancelled"
             run.ended_at = _now()
+            if self._log:
+                self._log.write(f"# {run.outcome}, exit code {run.exit_code}, {run.error or ''}\n")
+                self._log.close()
+                self._log = None
             self._process = None
             self.current = None
             self.history.appendleft(run)
@@ -401,7 +411,28 @@ class SyncRunner:
             run.records[stream] += value
             return  # hundreds of metric lines would push the useful tail out
         run.output_tail.append(text[:500])
-        log.debug("run %s | %s", run.id, redact(text, self._hide))
+        safe = redact(text, self._hide)
+        if self._log:
+            self._log.write(safe + "\n")
+        log.debug("run %s | %s", run.id, safe)
+
+    def _open_log(self, run: Run) -> TextIO | None:
+        """This run's log file; older ones beyond the history size are removed."""
+        directory = self.settings.log_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            old = sorted(directory.glob("*.log"))[: -self.settings.history_size + 1 or None]
+            for path in old:
+                path.unlink(missing_ok=True)
+            run.log_file = directory / f"{run.id}-{run.kind}.log"
+            handle = run.log_file.open("w", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            # No log file is no reason to skip the sync.
+            log.warning("no log file for run %s: %s", run.id, exc)
+            run.log_file = None
+            return None
+        handle.write(f"# run {run.id}: {run.kind} sync, trigger {run.trigger}\n")
+        return handle
 
     def _failure_summary(self, run: Run) -> str:
         # The last lines that look like an error say most; fall back to the tail.

@@ -75,6 +75,8 @@ class Settings:
     project_root: Path
     sync_command: list[str]
     full_sync_command: list[str]
+    # Each run's whole output, one file per run (`meltano run` keeps none itself).
+    log_dir: Path
     # What the run command sees: the process environment over `.env`, as meltano would merge them.
     child_env: dict[str, str] = field(repr=False, default_factory=dict)
     # A burst is over when no event arrived for this long...
@@ -144,6 +146,9 @@ class Settings:
                 env,
                 "KAITEN_SERVICE_FULL_SYNC_COMMAND",
                 [meltano, "--log-format=json", "run", "--full-refresh", "kaiten-full-sync"],
+            ),
+            log_dir=Path(
+                env.get("KAITEN_SERVICE_LOG_DIR") or root / ".meltano" / "logs" / "sync-service"
             ),
             debounce_seconds=debounce,
             max_delay_seconds=max_delay,

@@ -326,7 +326,7 @@ def test_webhook_during_a_run_triggers_one_more_run_after_it_never_overlapping(s
 
 
 def test_failed_run_is_reported_with_its_exit_code_and_without_secrets(
-    service_factory, webhook_secret
+    service_factory, webhook_secret, tmp_path
 ):
     service = service_factory(
         FAKE_SYNC_EXIT="1",
@@ -339,6 +339,12 @@ def test_failed_run_is_reported_with_its_exit_code_and_without_secrets(
     assert "tap failed" in run["error"]
     assert webhook_secret not in json.dumps(service.status())
     assert webhook_secret not in service.log()
+    # The whole output is kept in the run's own log file, secrets masked there too.
+    log_file = tmp_path / ".meltano" / "logs" / "sync-service" / run["log_file"]
+    text = log_file.read_text()
+    assert "ERROR tap failed: token *** refused" in text
+    assert "fake sync 1 (incremental) started" in text
+    assert webhook_secret not in text
 
 
 def test_a_run_refused_by_the_pipeline_lock_is_reported_as_failed(service):
