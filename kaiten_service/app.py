@@ -287,6 +287,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return error(405, "method not allowed")
         return JSONResponse(NOT_FOUND_BODY, status_code=404)
 
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback; the client gets no internals.
+        return error(500, "internal error: see the service log")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         logging.getLogger("uvicorn.access").addFilter(access_filter)
@@ -311,7 +315,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/admin/sync.js", admin_js, methods=["GET"]),
             Route("/admin/sync.css", admin_css, methods=["GET"]),
         ],
-        exception_handlers={404: not_found, 405: not_found},
+        exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
         lifespan=lifespan,
     )
     app.add_middleware(SecurityHeaders)
