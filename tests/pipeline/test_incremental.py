@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import STATE_ID, MeltanoProject, assert_ok, query
+from conftest import EL, STATE_ID, MeltanoProject, assert_ok, query
 from test_sync import card_bookmarks, newest_update_by_condition
 from truth import assert_tables_equal_truth
 
@@ -32,7 +32,7 @@ def bookmarks(project: MeltanoProject) -> dict[int, str]:
 
 
 def test_incremental_run_catches_up_and_reads_only_changed_cards(project, sandbox, database_url):
-    assert_ok(project.run("run", "kaiten-sync"))
+    assert_ok(project.run("run", *EL))
     before = bookmarks(project)
     cards_before = {card["id"]: card for card in sandbox.truth()["cards"]}
 
@@ -40,8 +40,7 @@ def test_incremental_run_catches_up_and_reads_only_changed_cards(project, sandbo
     changed_ids = {cid for kind, ids in changed.items() if kind != "deleted" for cid in ids}
     assert len(changed["touched"]) == CHANGES["touch_same_ms"]
     second_started = db_now(database_url)
-    # Cron's entry point: the schedule runs the kaiten-sync job.
-    assert_ok(project.run("schedule", "run", "kaiten-sync-every-15-minutes"))
+    assert_ok(project.run("run", *EL))
 
     truth = sandbox.truth()
     assert_tables_equal_truth(database_url, truth)
@@ -57,13 +56,13 @@ def test_incremental_run_catches_up_and_reads_only_changed_cards(project, sandbo
     assert not unexpected, f"unchanged cards were read again: {sorted(unexpected)[:10]}"
 
 
-def test_full_sync_job_rebuilds_the_same_tables(project, sandbox, database_url):
-    assert_ok(project.run("run", "kaiten-sync"))
+def test_full_refresh_rereads_everything_into_the_same_tables(project, sandbox, database_url):
+    assert_ok(project.run("run", *EL))
     sandbox.mutate(**CHANGES)
     full_started = db_now(database_url)
 
-    # The nightly schedule carries MELTANO_RUN_FULL_REFRESH: the seed's "full sync" button.
-    assert_ok(project.run("schedule", "run", "kaiten-full-sync-nightly"))
+    # What the nightly schedule sets for the kaiten-full-sync job (test_jobs.py checks that).
+    assert_ok(project.run("run", *EL, env={"MELTANO_RUN_FULL_REFRESH": "true"}))
 
     truth = sandbox.truth()
     assert_tables_equal_truth(database_url, truth)
