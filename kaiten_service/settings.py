@@ -82,8 +82,10 @@ class Settings:
     # A burst is over when no event arrived for this long...
     debounce_seconds: float = 5.0
     # ...but a steady stream of events must not postpone the run forever: the
-    # issue wants a changed card in PostgreSQL within a minute at 5 events/s.
-    max_delay_seconds: float = 30.0
+    # issue wants a changed card in PostgreSQL within a minute at 5 events/s,
+    # and this wait plus a run's time to load the cards (~25 s measured at
+    # 1,000 cards) must fit in it (bench/service_webhook_latency.py).
+    max_delay_seconds: float = 15.0
     history_size: int = 50
     warnings: list[str] = field(default_factory=list)
 
@@ -124,7 +126,7 @@ class Settings:
 
         meltano = _default_meltano()
         debounce = _number(env, "KAITEN_SERVICE_DEBOUNCE_SECONDS", 5.0, 0.0)
-        max_delay = _number(env, "KAITEN_SERVICE_MAX_DELAY_SECONDS", 30.0, 0.0)
+        max_delay = _number(env, "KAITEN_SERVICE_MAX_DELAY_SECONDS", 15.0, 0.0)
         if max_delay < debounce:
             raise SettingsError(
                 f"KAITEN_SERVICE_MAX_DELAY_SECONDS ({max_delay:g}) is below "
