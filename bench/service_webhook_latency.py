@@ -22,11 +22,11 @@ import secrets
 import shutil
 import signal
 import statistics
-from collections import Counter
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
