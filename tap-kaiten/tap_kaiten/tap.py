@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -272,18 +273,33 @@ class TapKaiten(Tap):
     @classmethod
     @override
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        # Bad settings and fatal API answers end the run with one line and exit 1:
-        # no traceback, and the messages never contain the token.
-        try:
+        with _one_line_errors():
             super().invoke(*args, **kwargs)
-        except (KaitenSettingsError, KaitenAPIError) as exc:
-            _fail(str(exc))
-        except ConfigValidationError as exc:
-            _fail("Invalid settings: " + "; ".join(exc.errors or [str(exc)]))
-        except (FatalAPIError, RetriableAPIError) as exc:
-            _fail(f"Kaiten API Error: {exc}")
-        except OSError as exc:  # requests' connection errors are OSErrors too
-            _fail(describe_transport_error(exc))
+
+    @classmethod
+    @override
+    def cb_test(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        # `tap-kaiten --test` (what `meltano config tap-kaiten test` runs) fails alike.
+        with _one_line_errors():
+            super().cb_test(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> t.Iterator[None]:
+    """Bad settings and fatal API answers: one line on stderr, exit 1, no traceback.
+
+    None of these messages contains the token.
+    """
+    try:
+        yield
+    except (KaitenSettingsError, KaitenAPIError) as exc:
+        _fail(str(exc))
+    except ConfigValidationError as exc:
+        _fail("Invalid settings: " + "; ".join(exc.errors or [str(exc)]))
+    except (FatalAPIError, RetriableAPIError) as exc:
+        _fail(f"Kaiten API Error: {exc}")
+    except OSError as exc:  # requests' connection errors are OSErrors too
+        _fail(describe_transport_error(exc))
 
 
 def _fail(message: str) -> t.NoReturn:

@@ -44,6 +44,17 @@ def test_invalid_token_exits_1_with_the_401_message(kaiten_sandbox, tmp_path):
     assert kaiten_sandbox.stats()["requests_total"] == 1  # 401 is not retried
 
 
+def test_connection_test_reports_a_bad_token_in_one_line(kaiten_sandbox, tmp_path):
+    # `meltano config tap-kaiten test` runs `tap-kaiten --test`.
+    wrong = "11111111-2222-3333-4444-555555555555"
+    process = run_cli(
+        ["--test=all"], config=base_config(kaiten_sandbox, api_token=wrong), tmp_path=tmp_path
+    )
+    assert process.returncode == 1
+    assert process.stderr.strip().splitlines()[-1].startswith("Kaiten API Error [401]")
+    assert "Traceback" not in process.stderr
+
+
 def test_404_on_the_first_request_points_at_the_company_domain(kaiten_sandbox, tmp_path):
     inject(kaiten_sandbox, path="/api/latest", status=404, body="")
     process = run_cli([], config=base_config(kaiten_sandbox), tmp_path=tmp_path)
