@@ -1,10 +1,52 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='card_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='sync_all_columns',
+        post_hook=[
+            "delete from {{ this }} as built
+            where not exists (
+                select from {{ ref('stg_kaiten__cards') }} as live
+                where live.card_id = built.card_id
+            )",
+        ],
+    )
+}}
+{#-
+    Incremental by card: a card whose history was loaded since the last build
+    gets all its rows replaced; a change to the columns' names or types (or to
+    this model's SQL) rebuilds every row; deleted cards are removed by the
+    post-hook.
+-#}
+{%- set dimensions_fingerprint = kaiten_dimensions_fingerprint([
+    (ref('stg_kaiten__columns'), ['column_id', 'board_id', 'title', 'column_type']),
+]) -%}
+
 -- How long each card spent in each column: the basis of flow metrics.
 -- Finished visits are summed in time_in_column_seconds; the visit the card is
 -- still in is open, so its length depends on when you ask: add
 -- now() - current_visit_started_at for it. Archived time counts nowhere.
-with history as (
+with all_history as (
 
     select * from {{ ref('stg_kaiten__card_location_history') }}
+
+),
+
+history as (
+
+    select *
+    from all_history
+    {% if is_incremental() -%}
+        where
+            card_id in (
+                select changed_history.card_id
+                from all_history as changed_history
+                where changed_history.loaded_at > (select max(built.history_loaded_at) from {{ this }} as built)
+            )
+            or (select max(built.dimensions_fingerprint) from {{ this }} as built)
+            is distinct from {{ dimensions_fingerprint }}
+    {%- endif %}
 
 ),
 
@@ -55,7 +97,8 @@ per_card_column as (
         ) as last_left_at,
         min(sequenced.changed_at) filter (
             where sequenced.visit_number = current_visits.current_visit_number
-        ) as current_visit_started_at
+        ) as current_visit_started_at,
+        max(sequenced.loaded_at) as history_loaded_at
     from sequenced
     inner join cards
         on sequenced.card_id = cards.card_id
@@ -80,7 +123,10 @@ final as (
         per_card_column.current_visit_started_at is not null as is_current,
         per_card_column.current_visit_started_at,
         per_card_column.first_entered_at,
-        per_card_column.last_left_at
+        per_card_column.last_left_at,
+        -- bookkeeping of the incremental build
+        per_card_column.history_loaded_at,
+        {{ dimensions_fingerprint }} as dimensions_fingerprint
     from per_card_column
     left join columns
         on per_card_column.column_id = columns.column_id

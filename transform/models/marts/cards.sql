@@ -1,8 +1,79 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='card_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='sync_all_columns',
+        post_hook=[
+            "delete from {{ this }} as built
+            where not exists (
+                select from {{ ref('stg_kaiten__cards') }} as live
+                where live.card_id = built.card_id
+            )",
+        ],
+    )
+}}
+{#-
+    Incremental: a sync changes a few cards, so only those are rebuilt (the
+    card's row or its location history loaded since the last build, or a due
+    date passed since then); a change to anything every row shows (names,
+    structure, this model's SQL) rebuilds all rows; deleted cards are removed
+    by the post-hook.
+-#}
+{%- set dimensions_fingerprint = kaiten_dimensions_fingerprint([
+    (ref('stg_kaiten__boards'), ['board_id', 'title', 'space_id']),
+    (ref('stg_kaiten__spaces'), ['space_id', 'space_uid', 'title', 'parent_entity_uid']),
+    (ref('stg_kaiten__columns'), ['column_id', 'board_id', 'parent_column_id', 'title', 'column_type', 'sort_order']),
+    (ref('stg_kaiten__lanes'), ['lane_id', 'title']),
+    (ref('stg_kaiten__users'), ['user_id', 'full_name']),
+    (ref('stg_kaiten__card_types'), ['card_type_id', 'name']),
+    (ref('stg_kaiten__tags'), ['tag_id', 'name']),
+    (ref('stg_kaiten__custom_properties'), ['custom_property_id', 'name', 'property_type', 'is_multi_select', 'select_values']),
+]) -%}
+
 -- One row per live or archived card (deleted cards are gone), with
--- everything the site shows resolved to names.
-with cards as (
+-- everything the site shows resolved to names, and its flow times.
+with all_cards as (
 
     select * from {{ ref('stg_kaiten__cards') }}
+
+),
+
+all_history as (
+
+    select * from {{ ref('stg_kaiten__card_location_history') }}
+
+),
+
+cards as (
+
+    select *
+    from all_cards
+    {% if is_incremental() -%}
+        where
+            loaded_at > (select max(built.loaded_at) from {{ this }} as built)
+            or card_id in (
+                select changed_history.card_id
+                from all_history as changed_history
+                where changed_history.loaded_at > (select max(built.history_loaded_at) from {{ this }} as built)
+            )
+            -- the overdue flag of these flipped since the last build
+            or (
+                due_at > (select max(built.built_at) from {{ this }} as built)
+                and due_at <= {{ kaiten_as_of() }}
+            )
+            or (select max(built.dimensions_fingerprint) from {{ this }} as built)
+            is distinct from {{ dimensions_fingerprint }}
+    {%- endif %}
+
+),
+
+history as (
+
+    select all_history.*
+    from all_history
+    inner join cards
+        on all_history.card_id = cards.card_id
 
 ),
 
@@ -25,6 +96,12 @@ space_paths as (
 ),
 
 columns as (
+
+    select * from {{ ref('stg_kaiten__columns') }}
+
+),
+
+ordered_columns as (
 
     select * from {{ ref('int_columns_ordered') }}
 
@@ -54,15 +131,31 @@ tags as (
 
 ),
 
+custom_properties as (
+
+    select * from {{ ref('stg_kaiten__custom_properties') }}
+
+),
+
 flow_times as (
 
-    select * from {{ ref('int_cards_flow_timed') }}
+    {{ kaiten_card_flow_times('history', 'columns') }}
+
+),
+
+history_loads as (
+
+    select
+        card_id,
+        max(loaded_at) as history_loaded_at
+    from history
+    group by card_id
 
 ),
 
 property_values as (
 
-    select * from {{ ref('int_card_properties_named') }}
+    {{ kaiten_card_property_values('cards', 'custom_properties') }}
 
 ),
 
@@ -80,12 +173,12 @@ joined as (
         cards.board_id,
         boards.title as board_title,
         -- a card in a subcolumn reports its top-level column and the subcolumn
-        coalesce(columns.top_column_id, cards.parent_column_id, cards.column_id) as column_id,
-        coalesce(columns.parent_column_title, columns.title) as column_title,
+        coalesce(ordered_columns.top_column_id, cards.parent_column_id, cards.column_id) as column_id,
+        coalesce(ordered_columns.parent_column_title, ordered_columns.title) as column_title,
         case
-            when coalesce(columns.is_subcolumn, cards.parent_column_id is not null) then cards.column_id
+            when coalesce(ordered_columns.is_subcolumn, cards.parent_column_id is not null) then cards.column_id
         end as subcolumn_id,
-        case when columns.is_subcolumn then columns.title end as subcolumn_title,
+        case when ordered_columns.is_subcolumn then ordered_columns.title end as subcolumn_title,
         cards.lane_id,
         lanes.title as lane_title,
         cards.state,
@@ -128,7 +221,8 @@ joined as (
         cards.version,
         cards.sort_order,
         cards.properties,
-        cards.loaded_at
+        cards.loaded_at,
+        history_loads.history_loaded_at
     from cards
     left join boards
         on cards.board_id = boards.board_id
@@ -136,8 +230,8 @@ joined as (
         on coalesce(cards.space_id, boards.space_id) = spaces.space_id
     left join space_paths
         on coalesce(cards.space_id, boards.space_id) = space_paths.space_id
-    left join columns
-        on cards.column_id = columns.column_id
+    left join ordered_columns
+        on cards.column_id = ordered_columns.column_id
     left join lanes
         on cards.lane_id = lanes.lane_id
     left join users
@@ -146,6 +240,8 @@ joined as (
         on cards.card_type_id = card_types.card_type_id
     left join flow_times
         on cards.card_id = flow_times.card_id
+    left join history_loads
+        on cards.card_id = history_loads.card_id
     left join property_values
         on cards.card_id = property_values.card_id
 
@@ -162,7 +258,10 @@ final as (
             false
         ) as is_overdue,
         (extract(epoch from done_at - created_at) / 3600)::double precision as lead_time_hours,
-        (extract(epoch from done_at - started_at) / 3600)::double precision as cycle_time_hours
+        (extract(epoch from done_at - started_at) / 3600)::double precision as cycle_time_hours,
+        -- bookkeeping of the incremental build
+        {{ kaiten_as_of() }} as built_at,
+        {{ dimensions_fingerprint }} as dimensions_fingerprint
     from joined
 
 )

@@ -39,6 +39,7 @@
             history.subcolumn_id,
             history.condition,
             history.changed_at,
+            history.loaded_at,
             location_columns.column_type,
             row_number() over by_card as entry_number,
             lead(history.changed_at) over by_card as next_changed_at,
@@ -57,3 +58,40 @@
         )
     ) as ordered
 {% endmacro %}
+
+
+{#
+    When each card in `history` started and was finished (one row per card).
+    started: the first time the card entered an in-progress or done column
+      while on the board (a card moved straight from the queue to done starts
+      when it is done).
+    done: the card's latest entry is in a done column; it has been done since
+      the first entry of that trailing run of done-column entries, so moving
+      back out of done and in again restarts the clock, while archiving a done
+      card (an entry in the same column) does not.
+    Built on kaiten_card_location_segments (defined above: one file, so
+    sqlfluff's templater sees both), over the caller's CTEs, so the cards
+    mart runs it on the history of just the cards it rebuilds.
+#}
+{% macro kaiten_card_flow_times(history, columns) -%}
+    select
+        card_id,
+        min(changed_at) as first_located_at,
+        min(changed_at) filter (where column_type in (2, 3) and is_on_board) as started_at,
+        min(changed_at) filter (where entry_number > last_not_done_entry) as done_at
+    from (
+        select
+            card_id,
+            entry_number,
+            changed_at,
+            column_type,
+            is_on_board,
+            coalesce(
+                max(entry_number) filter (where column_type is distinct from 3)
+                    over (partition by card_id),
+                0
+            ) as last_not_done_entry
+        from ({{ kaiten_card_location_segments(history, columns) }}) as segments
+    ) as marked
+    group by card_id
+{%- endmacro %}
