@@ -1,4 +1,7 @@
-"""Fixtures for the sync service tests (the harness itself is service_harness.py)."""
+"""Fixtures for the sync service tests (the harness itself is service_harness.py).
+
+PostgreSQL and sandbox fixtures come from the plugins tests/conftest.py declares.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,6 @@ from psycopg.conninfo import conninfo_to_dict
 from service_harness import RunningService, service_env, start_service
 
 from kaiten_local.postgres import create_database, drop_database
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # pytest_plugins is only allowed in the top-level conftest; importing the
-    # plugins here is idempotent if a root conftest registers them too.
-    for plugin in ("kaiten_local.pytest_plugin", "kaiten_sandbox.pytest_plugin"):
-        config.pluginmanager.import_plugin(plugin)
 
 
 @pytest.fixture
