@@ -442,13 +442,11 @@ class CustomPropertiesStream(KaitenStream):
 
 # ---------------------------------------------------------------- cards (incremental)
 ONE_MS = datetime.timedelta(milliseconds=1)
-# Consecutive pages of one query overlap by this many rows. Finding the previous
+# Offset pages inside a tie group overlap by this many rows. Finding the previous
 # page's last row again proves that nothing before us left the result set in between
 # (a card edited meanwhile drops out: updated_before is the sync's start); if it is
 # missing, the rows shifted and we ask again from the last card emitted.
 OFFSET_OVERLAP = 10
-# Offsets stay shallow: past this the query is re-anchored on the last `updated`.
-MAX_OFFSET = 1000
 # A group of cards sharing one millisecond can only be walked by offset; if it keeps
 # shifting under us we stop restarting it and accept the overlap's protection.
 MAX_RESTARTS = 3
@@ -480,11 +478,11 @@ class CardsPage:
 
 
 class CardsPaginator(BaseAPIPaginator[CardsPage]):
-    """Offset pages of one (updated, id)-ordered query, re-anchored by keyset.
+    """Keyset paging on (updated, id); offset paging only inside a millisecond tie group.
 
-    Re-anchoring moves `updated_after` to the last card read, so offsets stay small,
-    a group of cards sharing one millisecond is walked by offset, and a shifted
-    result set is read again from the last card emitted.
+    Each page re-anchors `updated_after` on the last card read. A page entirely inside
+    the anchor millisecond is followed by offset (overlapping pages, verified); a tie
+    group that shifted under us is read again from the last card emitted.
     """
 
     def __init__(self, start_value: CardsPage, page_size: int) -> None:
@@ -510,10 +508,10 @@ class CardsPaginator(BaseAPIPaginator[CardsPage]):
             return CardsPage(anchor, 0, page.cursor, None, restarts)
         last_row = _key(records_of(response)[-1])
         cursor = max(page.cursor, last_row) if page.cursor else last_row
-        step = self.page_size - OFFSET_OVERLAP
-        if last_row[0] == page.anchor_ms or page.offset + step <= MAX_OFFSET:
-            # Same query, next page; a page entirely inside the anchor millisecond
-            # must go on by offset, as re-anchoring would ask the same question.
+        if last_row[0] == page.anchor_ms:
+            # The whole page sits in the anchor millisecond: re-anchoring would ask
+            # the same question again, so walk this tie group by offset.
+            step = self.page_size - OFFSET_OVERLAP
             return CardsPage(page.anchor_ms, page.offset + step, cursor, last_row, page.restarts)
         return CardsPage(last_row[0], 0, cursor)
 
