@@ -139,7 +139,9 @@ def expected_streams(truth: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Truth keyed by table, with the tap's documented reshaping applied (and only that).
 
     - columns: subcolumns become rows of their own, with the parent in `column_id`;
-    - boards: `space_ids`, every space the board is placed in (many-to-many);
+    - boards: `space_ids`, every space the board is placed in (many-to-many); the board's
+      embedded `columns` and `lanes` are rows of the `columns` and `lanes` tables (compared
+      there), not a copy inside the board row;
     - cards: `space_id`, the card's space from `path_data` (the API has no top-level one).
     """
     expected = {name: [dict(rec) for rec in truth[name]] for name in STREAMS}
@@ -156,6 +158,11 @@ def expected_streams(truth: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         spaces_of.setdefault(board_id, []).append(space_id)
     for board in expected["boards"]:
         board["space_ids"] = sorted(spaces_of.get(board["id"], []))
+        for embedded in ("columns", "lanes"):
+            ids = {item["id"] for item in board.pop(embedded, None) or []}
+            # the rows they become must be there, for this board
+            loaded = {row["id"] for row in expected[embedded] if row.get("board_id") == board["id"]}
+            assert ids <= loaded, f"board {board['id']}: truth {embedded} not in truth[{embedded!r}]"
     for card in expected["cards"]:
         card["space_id"] = ((card.get("path_data") or {}).get("space") or {}).get("id")
     return expected
