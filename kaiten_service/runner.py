@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from kaiten_service.history import RunStore
 from kaiten_service.settings import Settings
 from kaiten_state.lock import sync_lock_held
 
@@ -82,6 +83,38 @@ class Run:
     output_tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
     error: str | None = None
     log_file: Path | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        """The columns of kaiten.sync_runs."""
+        return {
+            "id": self.id,
+            "kind": str(self.kind),
+            "trigger": self.trigger,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "webhook_events": self.events,
+            "records": self.records,
+            "error": self.error,
+            "log_file": self.log_file.name if self.log_file else None,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], log_dir: Path) -> Run:
+        return cls(
+            id=row["run_id"],
+            kind=RunKind(row["kind"]),
+            trigger=row["trigger"],
+            started_at=row["started_at"],
+            events=row["webhook_events"],
+            ended_at=row["ended_at"],
+            outcome=row["outcome"],
+            exit_code=row["exit_code"],
+            records=Counter(row["records"] or {}),
+            error=row["error"],
+            log_file=log_dir / row["log_file"] if row["log_file"] else None,
+        )
 
     def to_json(self) -> dict[str, Any]:
         end = self.ended_at or _now()
@@ -203,9 +236,14 @@ class SyncRunner:
         self._log: TextIO | None = None
         self._hide = secret_values(settings.child_env)
         self._stopping = False
+        self.store = RunStore(settings.database_url)
+        # Strong references: the loop keeps only weak ones to running tasks.
+        self._saves: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------
     async def start(self) -> None:
+        rows = await self.store.load(self.settings.history_size)
+        self.history.extend(Run.from_row(row, self.settings.log_dir) for row in rows)
         self._scheduler = asyncio.create_task(self._schedule_loop(), name="kaiten-sync-scheduler")
 
     async def stop(self) -> None:
@@ -228,6 +266,14 @@ class SyncRunner:
         if self._run_task:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._run_task
+        if self._saves:
+            await asyncio.wait(self._saves, timeout=TERMINATE_GRACE_SECONDS)
+
+    def _save(self, run: Run) -> None:
+        # In the background: a slow database must not hold up a run or a 409.
+        task = asyncio.create_task(self.store.save(run.to_row()), name=f"save-run-{run.id}")
+        self._saves.add(task)
+        task.add_done_callback(self._saves.discard)
 
     # --- webhooks ----------------------------------------------------------
     def record_event(self, event: str, card_id: int | None) -> float:
@@ -323,6 +369,7 @@ class SyncRunner:
         self._retry_at = None
         self.current = run
         self._run_task = asyncio.create_task(self._execute(run), name=f"kaiten-sync-{run.id}")
+        self._save(run)
         log.info(
             "run %s started: %s sync, trigger %s, %d webhook events",
             run.id,
@@ -379,6 +426,7 @@ class SyncRunner:
             self._process = None
             self.current = None
             self.history.appendleft(run)
+            self._save(run)
             self._wake.set()
             log.info(
                 "run %s %s in %.1fs: %d records%s",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -434,14 +435,10 @@ def test_status_shows_bookmarks_from_sync_metadata_and_tolerates_its_absence(ser
         }
     }
     with psycopg.connect(service.database_url, autocommit=True) as conn:
-        conn.execute("create schema kaiten")
+        conn.execute(DDL)  # the state backend's own table, as the first `meltano run` makes it
         conn.execute(
-            "create table kaiten.sync_metadata (state_id text primary key,"
-            " completed_state jsonb, partial_state jsonb, updated_at timestamptz)"
-        )
-        conn.execute(
-            "insert into kaiten.sync_metadata values"
-            " ('dev:tap-kaiten-to-target-postgres', %s, '{}', '2026-12-04T10:00:01Z')",
+            "insert into kaiten.sync_metadata (state_id, completed_state, updated_at)"
+            " values ('dev:tap-kaiten-to-target-postgres', %s, '2026-12-04T10:00:01Z')",
             [json.dumps(state)],
         )
     bookmarks = service.status()["bookmarks"]
@@ -598,3 +595,45 @@ def test_stopping_the_service_stops_its_run_and_leaves_no_orphan(service_factory
     [db_run] = service.db_runs()
     assert db_run["ended_at"] is None
     assert "cancelled" in service.log()
+
+
+def sync_runs_rows(database_url):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "select run_id, kind, trigger, outcome, exit_code, records from kaiten.sync_runs"
+        ).fetchall()
+
+
+def test_run_history_is_stored_in_sync_runs_and_survives_a_restart(service_factory):
+    first = service_factory()
+    run_id = first.http.post(first.url("/api/sync/full"), headers=first.auth()).json()["run_id"]
+    [run] = first.wait_idle()["runs"]
+    first.stop()
+    assert sync_runs_rows(first.database_url) == [
+        (run_id, "full", "api", "success", 0, {"cards": 7, "users": 3})
+    ]
+
+    second = service_factory()
+    [restored] = second.status()["runs"]
+    assert restored == run
+
+
+def test_a_run_cut_off_by_a_crash_shows_as_interrupted_after_restart(service_factory):
+    first = service_factory(FAKE_SYNC_SECONDS="60")
+    run_id = first.http.post(first.url("/api/sync"), headers=first.auth()).json()["run_id"]
+    deadline = time.monotonic() + 30
+    while not (first.db_runs() and sync_runs_rows(first.database_url)):
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.1)
+    # A crash: no shutdown handler runs, the run's own process is orphaned.
+    first.process.kill()
+    first.process.wait()
+    os.kill(first.db_runs()[0]["pid"], signal.SIGKILL)
+
+    second = service_factory()
+    [run] = second.status()["runs"]
+    assert run["id"] == run_id
+    assert run["outcome"] == "interrupted"
+    assert run["error"] == "the service stopped before the run ended"
+    # Nothing is going, so a new run may start.
+    assert second.http.post(second.url("/api/sync"), headers=second.auth()).status_code == 202
