@@ -162,7 +162,9 @@ def expected_streams(truth: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             ids = {item["id"] for item in board.pop(embedded, None) or []}
             # the rows they become must be there, for this board
             loaded = {row["id"] for row in expected[embedded] if row.get("board_id") == board["id"]}
-            assert ids <= loaded, f"board {board['id']}: truth {embedded} not in truth[{embedded!r}]"
+            assert ids <= loaded, (
+                f"board {board['id']}: truth {embedded} not in truth[{embedded!r}]"
+            )
     for card in expected["cards"]:
         card["space_id"] = ((card.get("path_data") or {}).get("space") or {}).get("id")
     return expected
