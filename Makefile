@@ -52,12 +52,12 @@ bench: install
 
 # A real Kaiten account: KAITEN_API_URL, KAITEN_API_TOKEN and DATABASE_URL from .env.
 sync: install
-	@test -f .env || { echo "error: no .env: cp .env.example .env and fill in KAITEN_API_URL, KAITEN_API_TOKEN, DATABASE_URL"; exit 2; }
+	@test -f .env || test -n "$$KAITEN_API_TOKEN" || { echo "error: no .env: cp .env.example .env and fill in KAITEN_API_URL, KAITEN_API_TOKEN, DATABASE_URL"; exit 2; }
 	$(BIN)/meltano run kaiten-sync
 
 # The "Полная синхронизация" button: everything re-read, bookmarks replaced.
 full-sync: install
-	@test -f .env || { echo "error: no .env: cp .env.example .env and fill in KAITEN_API_URL, KAITEN_API_TOKEN, DATABASE_URL"; exit 2; }
+	@test -f .env || test -n "$$KAITEN_API_TOKEN" || { echo "error: no .env: cp .env.example .env and fill in KAITEN_API_URL, KAITEN_API_TOKEN, DATABASE_URL"; exit 2; }
 	$(BIN)/meltano run --full-refresh kaiten-full-sync
 
 # The sync service: webhooks, /api/sync, /admin/sync (kaiten_service/README.md). HOST/PORT overridable.
