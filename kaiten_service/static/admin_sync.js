@@ -8,7 +8,10 @@
   const SLOW_REFRESH_MS = 30000;  // idle: still notice webhook-triggered runs
   const KIND = { incremental: "инкрементальная", full: "полная" };
   const TRIGGER = { api: "вручную", webhook: "вебхук" };
-  const OUTCOME = { running: "идёт", success: "успешно", failed: "ошибка", cancelled: "прервана" };
+  const OUTCOME = {
+    running: "идёт", success: "успешно", failed: "ошибка",
+    cancelled: "остановлена", interrupted: "прервана сбоем сервиса",
+  };
   const $ = (id) => document.getElementById(id);
 
   let secret = sessionStorage.getItem(STORAGE_KEY);
