@@ -148,7 +148,9 @@ class TapKaiten(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # Runs inside __init__, i.e. before any stream exists or any request is made.
+        # The SDK's only validation hook (no public one in 0.54): it runs inside
+        # __init__, before any stream exists or any request is made, and before the
+        # JSON-schema check, so the KAITEN_API_* fallbacks can fill required settings.
         try:
             self._normalise_settings()
         except KaitenSettingsError as exc:
