@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import Synced
+from pipeline_helpers import Synced
 from psycopg import sql
 
 WRONG_TOKEN = "0badc0de-0000-4000-8000-000000000000"

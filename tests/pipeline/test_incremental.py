@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
-from conftest import EL, STATE_ID, MeltanoProject, assert_ok, query
-from test_sync import card_bookmarks, newest_update_by_condition
+from pipeline_helpers import (
+    EL,
+    STATE_ID,
+    MeltanoProject,
+    assert_ok,
+    card_bookmarks,
+    newest_update_by_condition,
+    query,
+)
 from truth import assert_tables_equal_truth
 
 # One of every kind of change the API can show, bulk edits sharing a millisecond included.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import STATE_ID, assert_ok, query
+from pipeline_helpers import STATE_ID, assert_ok, query
 
 
 def test_schedules_point_at_the_jobs_and_nightly_is_a_full_refresh(project):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import STATE_ID, assert_ok
-from test_sync import card_bookmarks
+from pipeline_helpers import STATE_ID, assert_ok, card_bookmarks
 from truth import assert_tables_equal_truth
 
 from kaiten_state import sync_lock_held

@@ -6,8 +6,8 @@ import json
 
 import psycopg
 import pytest
-from conftest import assert_ok, query
 from meltano.core.state_store import MeltanoState
+from pipeline_helpers import assert_ok, query
 
 from kaiten_state.backend import LOCK_KEY_SQL, PostgresStateStoreManager, SyncLockedError
 

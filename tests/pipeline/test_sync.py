@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from conftest import STATE_ID, Synced, assert_ok, query
+from pipeline_helpers import (
+    STATE_ID,
+    Synced,
+    assert_ok,
+    card_bookmarks,
+    newest_update_by_condition,
+    query,
+)
 from truth import assert_tables_equal_truth
 
 
@@ -14,23 +21,6 @@ def test_first_run_loads_the_whole_workspace(synced: Synced) -> None:
     truth = synced.sandbox.truth()
     assert any(card["condition"] == 2 for card in truth["cards"]), "workspace needs archived cards"
     assert_tables_equal_truth(synced.url, truth)
-
-
-def newest_update_by_condition(truth: dict) -> dict[int, str]:
-    newest: dict[int, str] = {}
-    for card in truth["cards"]:
-        newest[card["condition"]] = max(newest.get(card["condition"], ""), card["updated"])
-    return newest
-
-
-def card_bookmarks(singer_state: dict) -> dict[int, str]:
-    """Cards' bookmark per condition partition (live 1, archived 2)."""
-    cards = singer_state["bookmarks"]["cards"]
-    return {
-        part["context"]["condition"]: part["replication_key_value"]
-        for part in cards["partitions"]
-        if part.get("replication_key") == "updated"
-    }
 
 
 def test_bookmark_is_in_meltano_state_and_sync_metadata(synced: Synced) -> None:
