@@ -10,16 +10,7 @@ from pathlib import Path
 
 import pytest
 
-# Re-exported: tests/reliability loads this conftest and uses these names.
-from pipeline_helpers import (  # noqa: F401
-    EL,
-    STATE_ID,
-    MeltanoProject,
-    Synced,
-    assert_ok,
-    make_project,
-    query,
-)
+from pipeline_helpers import EL, MeltanoProject, Synced, assert_ok, make_project
 from psycopg.conninfo import conninfo_to_dict
 
 from kaiten_local.postgres import create_database, drop_database
