@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from pipeline_helpers import EL, MeltanoProject, Synced, assert_ok, make_project
 from psycopg.conninfo import conninfo_to_dict
 
