@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 # Columns that say when something was loaded or built, not what Kaiten holds.
-LOAD_TIME_COLUMNS = {"loaded_at"}
+LOAD_TIME_COLUMNS = {"loaded_at", "history_loaded_at", "built_at"}
 COMPARED_MARTS = ("spaces", "boards", "board_columns", "cards", "card_column_durations")
 KEYS = {
     "spaces": ("space_id",),
