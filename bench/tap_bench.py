@@ -6,7 +6,8 @@ neither competes for the other's interpreter. The tap's memory is sampled from /
 every 20 ms (its own RSS, not inherited from this process). Reported:
 - records/s for the cards stream at 100,000 cards (the issue's figure; checklists off);
 - the tap process's peak RSS at 10,000 and 100,000 cards (must not grow with cards);
-- for context, a full sync of every stream (card children included) at 10,000 cards.
+- for context, a full sync of every stream (card children included) at 10,000 cards;
+- how much of a rate-limited API's bound a full sync uses (sandbox and tap both at 20/s).
 
 Run: `make bench` or `.venv/bin/python bench/tap_bench.py [--cards 100000 --small 10000]`.
 """
@@ -33,12 +34,17 @@ SANDBOX_BIN = Path(sys.executable).with_name("kaiten-sandbox")
 class SandboxProcess:
     """`kaiten-sandbox` on a free port, stopped with SIGTERM on exit."""
 
-    def __init__(self, cards: int) -> None:
+    def __init__(self, cards: int, rate_limit: int = 0) -> None:
         self.cards = cards
+        self.rate_limit = rate_limit
 
     def __enter__(self) -> SandboxProcess:
         self.process = subprocess.Popen(  # noqa: S603
-            [str(SANDBOX_BIN), "--port", "0", "--cards", str(self.cards), "--rate-limit", "0"],
+            [
+                str(SANDBOX_BIN),
+                *("--port", "0", "--cards", str(self.cards)),
+                *("--rate-limit", str(self.rate_limit)),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -87,12 +93,14 @@ def catalog_for(config_path: Path, streams: set[str] | None) -> dict:
     return catalog
 
 
-def run_tap(sandbox: SandboxProcess, workdir: Path, streams: set[str] | None) -> dict:
+def run_tap(
+    sandbox: SandboxProcess, workdir: Path, streams: set[str] | None, rate: int = 1000
+) -> dict:
     """One tap run to /dev/null; wall time and the tap's own peak RSS."""
     settings = {
         "api_url": sandbox.base_url,
         "api_token": sandbox.token,
-        "requests_per_second": 1000,
+        "requests_per_second": rate,  # 1000: the client-side limit is effectively off
     }
     if streams == {"cards"}:
         # The cards figure measures the /cards list itself; checklists would add one
@@ -129,6 +137,8 @@ def run_tap(sandbox: SandboxProcess, workdir: Path, streams: set[str] | None) ->
         raise SystemExit(f"tap-kaiten failed:\n{tail}")
     stats = sandbox.stats()
     return {
+        "rate_limited": stats["rate_limited"],
+        "max_requests_in_any_1s": stats["max_requests_in_any_1s"],
         "seconds": elapsed,
         "peak_rss_mib": peak_rss / 2**20,
         "tap_cpu_seconds": usage.ru_utime + usage.ru_stime,
@@ -165,6 +175,28 @@ def measure(cards: int, streams: set[str] | None, label: str) -> dict:
     return result
 
 
+def measure_rate_limited(cards: int, limit: int) -> dict:
+    """A full sync against a sandbox limiting at `limit`/s, the tap set to the same rate."""
+    label = f"rate-limited-{limit}"
+    print(f"[{label}] starting sandbox with {cards:,} cards ...", file=sys.stderr)
+    with (
+        SandboxProcess(cards, rate_limit=limit) as sandbox,
+        tempfile.TemporaryDirectory(prefix="tap-bench-") as tmp,
+    ):
+        result = run_tap(sandbox, Path(tmp), None, rate=limit)
+    # Startup (interpreter, discovery of streams) is part of `seconds`; the ratio is
+    # therefore a slight underestimate of the steady rate.
+    result.update(label=label, cards=cards, limit=limit)
+    result["utilisation"] = result["requests"] / result["seconds"] / limit
+    print(
+        f"[{label}] {result['requests']:,} requests in {result['seconds']:.1f} s = "
+        f"{result['utilisation']:.2f}x the {limit}/s bound; {result['rate_limited']} answered 429; "
+        f"busiest second {result['max_requests_in_any_1s']}",
+        file=sys.stderr,
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", type=int, default=100_000)
@@ -178,6 +210,7 @@ def main() -> None:
     ]
     if not args.skip_full:
         results.append(measure(args.small, None, "all-streams-small"))
+    limited = measure_rate_limited(150, 20)
     small, large = results[0], results[1]
     summary = {
         "records_per_second_cards": round(large["records_per_second"]),
@@ -187,7 +220,9 @@ def main() -> None:
             f"{large['cards']}": round(large["peak_rss_mib"], 1),
         },
         "rss_growth_ratio": round(large["peak_rss_mib"] / small["peak_rss_mib"], 2),
-        "runs": results,
+        "rate_limited_utilisation": round(limited["utilisation"], 2),
+        "rate_limited_429s": limited["rate_limited"],
+        "runs": [*results, limited],
     }
     print(json.dumps(summary, indent=2))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import hashlib
+import logging
 import random
 import threading
 import time
@@ -39,6 +40,7 @@ PROGRESS_LOG_SECONDS = 10.0
 MAX_SERVER_WAIT_SECONDS = 120.0
 MAX_ATTEMPTS = 8
 _decode_json = msgspec.json.Decoder().decode
+logger = logging.getLogger("tap-kaiten")
 
 
 class KaitenAPIError(FatalAPIError):
@@ -81,7 +83,8 @@ class RateLimiter:
     """Spaces requests evenly at a rate; shared by every stream of the process.
 
     Even spacing (not bursts) keeps any 1-second window at or under the limit, so
-    a sliding-window server never has to answer 429.
+    a sliding-window server never has to answer 429, and the API's bound is used
+    in full.
     """
 
     # Requests leave slightly later than the exact interval: clock and network
@@ -91,18 +94,31 @@ class RateLimiter:
     def __init__(self, requests_per_second: float) -> None:
         self._lock = threading.Lock()
         self._next_at = 0.0
-        self.interval = 0.0
-        self.set_rate(requests_per_second)
+        self._last_at = 0.0
+        self.configured = requests_per_second
+        self.rate = requests_per_second
+        self.interval = 1.0 / self.rate + self.SAFETY_SECONDS
 
-    def set_rate(self, requests_per_second: float) -> None:
-        self.interval = 1.0 / requests_per_second + self.SAFETY_SECONDS
+    def configure(self, requests_per_second: float) -> None:
+        """Take the configured rate (a new run may configure another)."""
+        if requests_per_second != self.configured:
+            self.configured = requests_per_second
+            self._set_rate(requests_per_second)
+
+    def _set_rate(self, requests_per_second: float) -> None:
+        with self._lock:
+            self.rate = requests_per_second
+            self.interval = 1.0 / requests_per_second + self.SAFETY_SECONDS
+            # The next request keeps the new spacing from the last one already sent.
+            self._next_at = max(self._next_at, self._last_at + self.interval)
 
     def wait(self) -> None:
         with self._lock:
             delay = self._next_at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            self._next_at = time.monotonic() + self.interval
+            self._last_at = time.monotonic()
+            self._next_at = self._last_at + self.interval
 
     def pause(self, seconds: float) -> None:
         """Hold every stream's next request for `seconds` from now."""
@@ -110,13 +126,35 @@ class RateLimiter:
             self._next_at = max(self._next_at, time.monotonic() + seconds)
 
     def observe(self, response: requests.Response) -> None:
-        """Obey X-RateLimit-Remaining/Reset: out of quota means wait for the reset."""
-        remaining = response.headers.get("X-RateLimit-Remaining")
-        if remaining is None or remaining.strip() not in {"0", "0.0"}:
+        """Follow the X-RateLimit-* headers of every answer.
+
+        A server limit below our rate slows us down to it. "Remaining: 0" means wait
+        for the reset, except when our even spacing is already within the server's
+        advertised limit: then it only marks the edge of the window that our next
+        (spaced) request finds free again, and waiting for the reset, which is rounded
+        up to whole seconds, would halve the throughput.
+        """
+        headers = response.headers
+        limit = _header_number(headers.get("X-RateLimit-Limit"))
+        if limit is not None and 0 < limit < self.rate:
+            logger.warning(
+                "Kaiten allows %g requests per second; slowing down from %g", limit, self.rate
+            )
+            self._set_rate(limit)
+        if _header_number(headers.get("X-RateLimit-Remaining")) != 0:
+            return
+        if limit is not None and self.rate <= limit:
             return
         seconds = seconds_until_reset(response)
         if seconds is not None:
             self.pause(min(seconds, MAX_SERVER_WAIT_SECONDS))
+
+
+def _header_number(value: str | None) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
 
 
 _LIMITERS: dict[tuple[str, str], RateLimiter] = {}
@@ -131,7 +169,7 @@ def shared_limiter(api_url: str, token: str, requests_per_second: float) -> Rate
         if limiter is None:
             limiter = _LIMITERS[key] = RateLimiter(requests_per_second)
         else:
-            limiter.set_rate(requests_per_second)
+            limiter.configure(requests_per_second)
         return limiter
 
 

@@ -162,6 +162,15 @@ def test_client_limiter_keeps_a_full_sync_under_the_api_limit(kaiten_sandbox_fac
     assert len(result.records["cards"]) == 60
 
 
+def test_a_server_limit_below_the_setting_slows_the_tap_down(kaiten_sandbox_factory, caplog):
+    sandbox = kaiten_sandbox_factory(seed=4, cards=20, rate_limit=10)
+    with caplog.at_level(logging.WARNING):
+        result = sync(base_config(sandbox, requests_per_second=200, include_checklists=False))
+    assert "Kaiten allows 10 requests per second; slowing down from 200" in caplog.text
+    assert sandbox.stats()["rate_limited"] == 0
+    assert len(result.records["cards"]) == 20
+
+
 # ------------------------------------------------------------------ retries
 def test_5xx_is_retried_with_backoff(kaiten_sandbox, fast_retries):
     inject(kaiten_sandbox, path="/tags", status=503, count=2)
