@@ -1,0 +1,268 @@
+"""Shared helpers of the reliability suite: runs, kills, database probes, comparisons.
+
+The e2e machinery (throw-away Meltano projects, the truth comparison) is the pipeline
+suite's: tests/pipeline/pipeline_helpers.py and truth.py are imported, not copied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import yaml
+from psycopg import sql
+
+PIPELINE_TESTS = Path(__file__).resolve().parents[1] / "pipeline"
+if str(PIPELINE_TESTS) not in sys.path:
+    sys.path.insert(0, str(PIPELINE_TESTS))
+
+import pipeline_helpers as e2e  # noqa: E402  (tests/pipeline, found through the path above)
+import truth  # noqa: E402
+
+from kaiten_local.postgres import ROOT  # noqa: E402
+
+EL = e2e.EL
+STATE_ID = e2e.STATE_ID
+MeltanoProject = e2e.MeltanoProject
+assert_ok = e2e.assert_ok
+query = e2e.query
+assert_tables_equal_truth = truth.assert_tables_equal_truth
+STREAMS = truth.STREAMS
+FULL_REFRESH = {"MELTANO_RUN_FULL_REFRESH": "true"}
+
+
+def card_bookmarks(state: dict[str, Any]) -> dict[int, str]:
+    """Cards bookmarks by condition (1 live, 2 archived) from a Singer state."""
+    out: dict[int, str] = {}
+    cards = state.get("bookmarks", {}).get("cards", {})
+    for partition in cards.get("partitions", []):
+        value = partition.get("replication_key_value")
+        if value is not None:
+            out[partition["context"]["condition"]] = value
+    return out
+
+
+def stored_state(url: str) -> dict[str, Any] | None:
+    """The state row of the dev job straight from kaiten.sync_metadata (None before any)."""
+    with psycopg.connect(url) as conn:
+        exists = conn.execute("select to_regclass('kaiten.sync_metadata')").fetchone()
+        if not exists or exists[0] is None:
+            return None
+        cur = conn.execute("select * from kaiten.sync_metadata where state_id = %s", (STATE_ID,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        names = [c.name for c in cur.description or []]
+        return dict(zip(names, row, strict=True))
+
+
+def committed_bookmarks(url: str) -> dict[int, str]:
+    """Card bookmarks a next run would start from: the partial state wins over the complete."""
+    row = stored_state(url)
+    if row is None:
+        return {}
+    merged: dict[int, str] = {}
+    for key in ("completed_state", "partial_state"):
+        value = row.get(key) or {}
+        if isinstance(value, str):
+            value = json.loads(value)
+        merged |= card_bookmarks(value.get("singer_state", value) or {})
+    return merged
+
+
+def table_exists(url: str, table: str, schema: str = "kaiten") -> bool:
+    [(name,)] = query(url, "select to_regclass(%s)", (f"{schema}.{table}",))
+    return name is not None
+
+
+def duplicate_keys(url: str, schema: str = "kaiten") -> dict[str, int]:
+    """Primary keys present more than once, per table (upserts must keep them unique)."""
+    found: dict[str, int] = {}
+    with psycopg.connect(url) as conn:
+        for table in STREAMS:
+            if conn.execute("select to_regclass(%s)", (f"{schema}.{table}",)).fetchone()[0] is None:
+                continue
+            stmt = sql.SQL("select count(*) - count(distinct id) from {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+            extra = conn.execute(stmt).fetchone()[0]
+            if extra:
+                found[table] = extra
+    return found
+
+
+def bookmark_behind_committed_cards(
+    url: str, cards_before_run: list[dict[str, Any]], bookmarks: dict[int, str]
+) -> list[str]:
+    """Cards at or before a stored bookmark that are not committed with that version.
+
+    `cards_before_run` is the truth when the run started (nothing changes during it), so a
+    bookmark B promises: every card of that partition with updated <= B is in the table.
+    """
+    if not bookmarks:
+        return []
+    rows = (
+        {r[0]: r[1] for r in query(url, "select id, version from kaiten.cards")}
+        if table_exists(url, "cards")
+        else {}
+    )
+    problems = []
+    for card in cards_before_run:
+        mark = bookmarks.get(card["condition"])
+        if mark is None or truth._parse_ts(card["updated"]) > truth._parse_ts(mark):
+            continue
+        if rows.get(card["id"]) is None or rows[card["id"]] < card["version"]:
+            problems.append(
+                f"card {card['id']} (updated {card['updated']}, condition "
+                f"{card['condition']}) is behind bookmark {mark}: loaded version "
+                f"{rows.get(card['id'])}, API version {card['version']}"
+            )
+    return problems
+
+
+# ---------------------------------------------------------------- processes
+def plugin_processes(meltano: subprocess.Popen[str]) -> dict[str, psutil.Process]:
+    """The tap and target processes a `meltano run` started, by role."""
+    found: dict[str, psutil.Process] = {}
+    try:
+        children = psutil.Process(meltano.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return found
+    for child in children:
+        try:
+            cmd = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "tap-kaiten" in cmd and "tap" not in found:
+            found["tap"] = child
+        elif "target-postgres" in cmd and "target" not in found:
+            found["target"] = child
+    return found
+
+
+def wait_until(predicate: Callable[[], bool], proc: subprocess.Popen[str], timeout: float) -> bool:
+    """Poll `predicate` while `proc` runs; False if the process ended or time ran out first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, out, err
+
+
+# ---------------------------------------------------------------- direct Singer runs
+def loader_config(schema: str) -> dict[str, Any]:
+    """target-postgres settings exactly as meltano.yml has them, into another schema."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    [loader] = [p for p in project["plugins"]["loaders"] if p["name"] == "target-postgres"]
+    return loader["config"] | {"default_target_schema": schema}
+
+
+def direct_full_sync(sandbox: Any, database_url: str, schema: str, workdir: Path) -> None:
+    """tap-kaiten | target-postgres without Meltano and without state: a fresh full sync.
+
+    Used as the reference the incremental pipeline must equal; it shares no state, no
+    systemdb and no schema with the pipeline under test.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    tap_cfg = workdir / "tap.json"
+    target_cfg = workdir / "target.json"
+    tap_cfg.write_text(
+        json.dumps(
+            {"api_url": sandbox.base_url, "api_token": sandbox.token, "requests_per_second": 1000}
+        )
+    )
+    target_cfg.write_text(json.dumps(loader_config(schema)))
+    tap_bin = ROOT / ".meltano" / "extractors" / "tap-kaiten" / "venv" / "bin" / "tap-kaiten"
+    if not tap_bin.exists():
+        tap_bin = Path(sys.executable).parent / "tap-kaiten"
+    target_bin = (
+        ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres-dburl"
+    )
+    env = e2e.base_env() | {"DATABASE_URL": database_url}
+    with (workdir / "tap.err").open("w") as tap_err, (workdir / "target.err").open("w") as t_err:
+        tap = subprocess.Popen(
+            [str(tap_bin), "--config", str(tap_cfg)],
+            stdout=subprocess.PIPE,
+            stderr=tap_err,
+            env=env,
+        )
+        target = subprocess.run(
+            [str(target_bin), "--config", str(target_cfg)],
+            stdin=tap.stdout,
+            stdout=subprocess.DEVNULL,
+            stderr=t_err,
+            env=env,
+            check=False,
+            timeout=600,
+        )
+        assert tap.stdout is not None
+        tap.stdout.close()
+        tap_rc = tap.wait(timeout=60)
+    assert tap_rc == 0, (workdir / "tap.err").read_text()[-3000:]
+    assert target.returncode == 0, (workdir / "target.err").read_text()[-3000:]
+
+
+def schema_rows(url: str, schema: str, table: str) -> dict[Any, dict[str, Any]]:
+    """Rows keyed by id, loader bookkeeping columns left out."""
+    with psycopg.connect(url) as conn:
+        cur = conn.execute(
+            sql.SQL("select * from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        )
+        names = [c.name for c in cur.description or []]
+        out = {}
+        for row in cur.fetchall():
+            record = dict(zip(names, row, strict=True))
+            if record.get("_sdc_deleted_at") is not None:
+                continue
+            out[record["id"]] = {k: v for k, v in record.items() if not k.startswith("_sdc_")}
+        return out
+
+
+def diff_schemas(url: str, left: str, right: str) -> list[str]:
+    """Every table of `left` equal to `right`, row by row and column by column."""
+    problems = []
+    for table in STREAMS:
+        a, b = schema_rows(url, left, table), schema_rows(url, right, table)
+        if a.keys() != b.keys():
+            only_a, only_b = (
+                sorted(a.keys() - b.keys(), key=str),
+                sorted(b.keys() - a.keys(), key=str),
+            )
+            problems.append(f"{table}: only in {left}: {only_a[:5]}, only in {right}: {only_b[:5]}")
+            continue
+        for key in a:
+            columns = a[key].keys() | b[key].keys()
+            differ = [c for c in sorted(columns) if a[key].get(c) != b[key].get(c)]
+            if differ:
+                c = differ[0]
+                problems.append(
+                    f"{table} id {key}: {c} = {a[key].get(c)!r:.80} in {left}, "
+                    f"{b[key].get(c)!r:.80} in {right}"
+                )
+                break
+    return problems
+
+
+def scrubbed_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in e2e.base_env()}

@@ -1,0 +1,90 @@
+"""Changes while syncing: cards created, updated, moved and archived while the tap pages,
+and tie groups of one `updated` millisecond that straddle a page boundary."""
+
+from __future__ import annotations
+
+import threading
+
+from reliability_kit import (
+    EL,
+    assert_ok,
+    assert_tables_equal_truth,
+    committed_bookmarks,
+    duplicate_keys,
+    finish,
+    wait_until,
+)
+
+
+def test_cards_changed_while_the_tap_pages_are_all_loaded_by_the_next_run(
+    kaiten_sandbox_factory, make_pipeline, database_url
+):
+    """Mutations land between pages (the sandbox's mutate_while_paging and a writer thread);
+    a 150-card group shares one millisecond across page boundaries (page size 100). After
+    the run, the bookmark never skips a card; after the next run the tables equal the truth.
+
+    Mutations tried: the tap's tie handling (offset walk inside one millisecond) replaced
+    by plain keyset paging on `updated` (cards of the tie group beyond the first page are
+    skipped: tables differ); the `updated_before` upper bound removed.
+    """
+    sandbox = kaiten_sandbox_factory(seed=41, cards=600, rate_limit=0)
+    project = make_pipeline(sandbox)
+    assert_ok(project.run("run", *EL))
+
+    # Two tie groups wider than a page, both after the bookmark: one of live cards and,
+    # through archiving in one call, more cards sharing fresh milliseconds.
+    sandbox.mutate(seed=1, touch_same_ms=150)
+    sandbox.mutate(seed=2, update=120)
+    sandbox.configure(mutate_while_paging=True, latency_ms=15)
+    stop = threading.Event()
+    rounds = []
+
+    def writer() -> None:
+        seed = 100
+        while not stop.wait(0.05):
+            seed += 1
+            rounds.append(
+                sandbox.mutate(seed=seed, create=1, update=3, move=2, archive=1, touch_same_ms=3)
+            )
+
+    run = project.popen("run", *EL)
+    thread = threading.Thread(target=writer, daemon=True)
+    # start writing once the tap is reading cards, so changes land mid-paging
+    wait_until(
+        lambda: sandbox.stats()["requests_by_path"].get("/api/latest/cards", 0) > 0, run, 300
+    )
+    thread.start()
+    code, _, err = finish(run, timeout=600)
+    stop.set()
+    thread.join()
+    sandbox.configure(mutate_while_paging=False, latency_ms=0)
+    assert code == 0, err[-3000:]
+    assert len(rounds) >= 3, "the writer never got to change anything mid-run"
+    assert not duplicate_keys(database_url)
+
+    assert_ok(project.run("run", *EL))
+    truth = sandbox.truth()
+    assert_tables_equal_truth(database_url, truth)
+    newest = {}
+    for card in truth["cards"]:
+        newest[card["condition"]] = max(newest.get(card["condition"], ""), card["updated"])
+    assert committed_bookmarks(database_url) == newest
+
+
+def test_tie_group_on_the_bookmark_is_not_skipped_by_the_next_run(
+    kaiten_sandbox_factory, make_pipeline, database_url
+):
+    """Cards that share the bookmark's millisecond but were not loaded yet (a bulk edit
+    stamped in the same ms) are picked up: the bookmark keeps (updated, id), not just updated.
+
+    Mutation tried: resuming at `updated > bookmark` (strict) instead of (updated, id):
+    the cards of the group after the bookmark's id are never loaded.
+    """
+    sandbox = kaiten_sandbox_factory(seed=42, cards=300, rate_limit=0)
+    project = make_pipeline(sandbox)
+    sandbox.mutate(seed=7, touch_same_ms=250)  # one ms holds most cards: several pages
+    assert_ok(project.run("run", *EL))
+    assert_tables_equal_truth(database_url, sandbox.truth())
+    sandbox.mutate(seed=8, touch_same_ms=40, update=10)
+    assert_ok(project.run("run", *EL))
+    assert_tables_equal_truth(database_url, sandbox.truth())
