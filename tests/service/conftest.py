@@ -5,7 +5,9 @@ PostgreSQL and sandbox fixtures come from the plugins tests/conftest.py declares
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,35 @@ def quiet_service(
     yield service
     service.stop()
     drop_database(postgres_url, str(conninfo_to_dict(database_url)["dbname"]))
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    """A page in Debian's headless Chromium, driven by Playwright."""
+    if not os.path.exists(CHROMIUM):
+        message = "Debian's chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it: a skip there would hide a broken install step
+        pytest.skip(message)
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        # Never a downloaded browser: the system one, at a fixed path.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 800}, locale="ru-RU")
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            browser.close()

@@ -2,41 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def browser_page():
-    if not os.path.exists(CHROMIUM):
-        message = "Debian's chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs it: a skip there would hide a broken install step
-        pytest.skip(message)
-    with playwright_api.sync_playwright() as playwright:
-        # Never a downloaded browser: the system one, at a fixed path.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 800}, locale="ru-RU")
-        page.set_default_timeout(30_000)
-        try:
-            yield page
-        finally:
-            browser.close()
 
 
 def test_admin_page_full_sync_button_runs_a_full_sync_and_shows_it_finish(

@@ -1,4 +1,8 @@
-"""Through the webhook path for real: sandbox change -> webhook -> `meltano run` -> kaiten.cards."""
+"""The real pipeline behind the service.
+
+First load from /admin/sync in Chromium, then the webhook path: sandbox change ->
+webhook -> debounced `meltano run kaiten-sync` -> kaiten.cards.
+"""
 
 from __future__ import annotations
 
@@ -80,15 +84,30 @@ def assert_run_succeeded(run, service):
     assert run["outcome"] == "success", f"{run}\n--- service log (tail)\n{service.log()[-4000:]}"
 
 
-def test_a_card_changed_in_kaiten_reaches_postgres_through_the_webhook_path(pipeline_service):
+def test_a_card_changed_in_kaiten_reaches_postgres_through_the_webhook_path(
+    pipeline_service, browser_page, tmp_path
+):
     service, sandbox = pipeline_service
-    # First load from the page's button endpoint: a full sync.
-    response = service.http.post(service.url("/api/sync/full"), headers=service.auth())
-    assert response.status_code == 202
-    [full] = service.wait_idle(timeout=RUN_TIMEOUT_SECONDS)["runs"]
+    # First load as a user does it: "Полная синхронизация" on /admin/sync, real pipeline.
+    page = browser_page
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.goto(service.url("/admin/sync"))
+    page.fill("#secret", service.secret)
+    page.click("#login button[type=submit]")
+    page.get_by_role("button", name="Полная синхронизация").click()
+    expect(page.locator("body")).to_have_attribute("data-state", "running")
+    finished = page.locator("#runs tbody tr:not([data-outcome=running])")
+    expect(finished).to_have_count(1, timeout=RUN_TIMEOUT_SECONDS * 1000)
+    page.screenshot(path=tmp_path / "admin-sync-full-sync.png", full_page=True)
+    [full] = service.status()["runs"]
     assert_run_succeeded(full, service)
+    assert full["kind"] == "full"
+    expect(finished).to_have_attribute("data-outcome", "success")
     truth = {card["id"]: card for card in sandbox.truth("cards")["cards"]}
     assert full["records"]["cards"] == len(truth)
+    expect(finished.locator("td").nth(5)).to_contain_text(f"cards: {len(truth)}")
+    # The page shows the bookmarks the run left in kaiten.sync_metadata.
+    expect(page.locator("#bookmarks tbody")).to_contain_text("cards")
     with psycopg.connect(service.database_url) as conn:
         assert conn.execute("select count(*) from kaiten.cards").fetchone()[0] == len(truth)
 
