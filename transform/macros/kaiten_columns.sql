@@ -70,9 +70,11 @@
         {{- '(' ~ kaiten_to_timestamptz(column, source_type) ~ " at time zone 'UTC')::date" -}}
     {%- elif source_type == 'date' -%}
         {{- column -}}
+    {%- elif source_type in ('jsonb', 'json') -%}
+        {{- "nullif(left(" ~ column ~ " #>> '{}', 10), '')::date" -}}
     {%- else -%}
-        {#- Kaiten sends due dates as full timestamps; the calendar day is the UTC one -#}
-        {{- '(' ~ kaiten_to_timestamptz(column, source_type) ~ " at time zone 'UTC')::date" -}}
+        {#- "YYYY-MM-DD" or a UTC "...Z" timestamp: the first ten characters are the UTC day -#}
+        {{- "nullif(left(" ~ column ~ "::text, 10), '')::date" -}}
     {%- endif -%}
 {% endmacro %}
 
