@@ -29,8 +29,10 @@
     {%- set code = [] -%}
     {%- if execute -%}
         {#- unit tests compile without the graph -#}
-        {%- for node in graph.get('nodes', {}).values() if node.resource_type == 'model' and node.package_name == project_name -%}
-            {%- do code.append(node.unique_id ~ '\n' ~ node.raw_code) -%}
+        {%- for node in graph.get('nodes', {}).values() if node.resource_type == 'model' -%}
+            {%- if node.package_name == project_name -%}
+                {%- do code.append(node.unique_id ~ '\n' ~ node.raw_code) -%}
+            {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
     {%- do code.append(kaiten_card_flow_times('history', 'columns')) -%}
