@@ -25,7 +25,7 @@ from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
     from backoff.types import Details
     from singer_sdk import Tap
@@ -392,6 +392,58 @@ class KaitenStream(RESTStream[int]):
         self._records_read += len(records)
         self.log_progress()
         return records
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        # The SDK would write ACTIVATE_VERSION at the start of every sync() call, which
+        # for child streams is once per board or card: the target would mark rows
+        # deleted in the middle of the run, and an incremental run would delete the
+        # history of every card it did not re-read. complete_read() writes one at the
+        # end of a complete read instead.
+        return False
+
+    @property
+    def marks_deletions(self) -> bool:
+        """Whether complete reads end with ACTIVATE_VERSION (rows not re-read: deleted)."""
+        return bool(self.config.get("emit_activate_version_messages", True))
+
+    def start_table_version(self) -> None:
+        """Records of a complete read carry this run's table version."""
+        if self.marks_deletions and self._stream_version is None:
+            self._stream_version = self._tap.initialized_at  # ms: unique per run
+
+    def activate_table_version(self) -> None:
+        """After a complete read, rows of an older version are gone from Kaiten."""
+        if not (self.marks_deletions and self.selected and self._stream_version is not None):
+            return
+        if any("version" in m.transformed_schema.get("properties", {}) for m in self.stream_maps):
+            # MeltanoLabs target-postgres (0.8.1) fails on ACTIVATE_VERSION for a table
+            # with a column named `version` (its UPDATE binds a parameter of that name):
+            # cards has one. Renaming it with a stream map lifts this.
+            self.logger.warning(
+                "%s: no ACTIVATE_VERSION (deleted rows are not marked) while the table has a "
+                "column named 'version'; rename it with a stream map, e.g. "
+                '{"%s": {"kaiten_version": "version", "version": "__NULL__"}}',
+                self.name,
+                self.name,
+            )
+            return
+        self._write_activate_version_message(self._stream_version)
+
+    def complete_read(
+        self, records: Iterable[dict], children: Iterable[KaitenStream] = ()
+    ) -> Iterator[dict]:
+        """Yield a whole table's records (and its children's), then ACTIVATE_VERSION.
+
+        Nothing is activated if the read fails half-way: the exception skips it.
+        """
+        streams = [self, *children]
+        for stream in streams:
+            stream.start_table_version()
+        yield from records
+        for stream in streams:
+            stream.activate_table_version()
 
     def spaces_with_boards(self) -> list[dict]:
         """The `/spaces` answer (boards embedded), requested once per run."""

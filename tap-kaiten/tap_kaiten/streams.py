@@ -118,7 +118,7 @@ class SpacesStream(KaitenStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
-        return self.spaces_with_boards()
+        return self.complete_read(self.spaces_with_boards())
 
     @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
@@ -177,6 +177,10 @@ class BoardsStream(KaitenStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
+        # Columns and lanes of every board are read in this pass too.
+        return self.complete_read(self._all_boards(), children=self.child_streams)
+
+    def _all_boards(self) -> Iterable[dict]:
         spaces = self.spaces_with_boards()
         placements: dict[int, list[int]] = {}
         short_forms: dict[int, dict] = {}
@@ -323,7 +327,15 @@ def embedded_part(stream: KaitenStream, context: Context | None, part: str) -> l
     return embedded
 
 
-class UsersStream(KaitenStream):
+class _WholeTableStream(KaitenStream):
+    """A list endpoint read in full on every run."""
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        return self.complete_read(super().get_records(context))
+
+
+class UsersStream(_WholeTableStream):
     """Users visible to the token, inactive ones included."""
 
     name = "users"
@@ -364,7 +376,7 @@ class UsersStream(KaitenStream):
         return {**super().get_url_params(context, next_page_token), "include_inactive": "true"}
 
 
-class TagsStream(KaitenStream):
+class TagsStream(_WholeTableStream):
     """Tags (Kaiten lists only tags that sit on at least one card)."""
 
     name = "tags"
@@ -383,7 +395,7 @@ class TagsStream(KaitenStream):
     )
 
 
-class CardTypesStream(KaitenStream):
+class CardTypesStream(_WholeTableStream):
     """Card types."""
 
     name = "card_types"
@@ -406,7 +418,7 @@ class CardTypesStream(KaitenStream):
     )
 
 
-class CustomPropertiesStream(KaitenStream):
+class CustomPropertiesStream(_WholeTableStream):
     """Company custom properties, with their select values."""
 
     name = "custom_properties"
@@ -534,6 +546,7 @@ class CardsStream(KaitenStream):
     primary_keys = ("id",)
     replication_key = "updated"
     is_sorted = True
+    _full_read = False
     schema = _schema(
         th.Property("id", ID, required=True),
         th.Property("uid", th.StringType),
@@ -741,8 +754,34 @@ class CardsStream(KaitenStream):
             if cursor is None or _key(record) > cursor:
                 yield record
 
+    def is_full_read(self) -> bool:
+        """A run that reads every card there is: no bookmark, no floor, no filter."""
+        return not (
+            self.config.get("start_date")
+            or self.config.get("space_ids")
+            or not self.config.get("include_archived", True)
+            or any(
+                self.get_context_state(partition).get("replication_key_value")
+                for partition in self.partitions
+            )
+        )
+
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
+        # Only a full read may tell the target which cards (and their history and
+        # comments) are gone: an incremental run sees the changed cards alone.
+        partitions = self.partitions
+        if context == partitions[0]:
+            self._full_read = self.is_full_read()
+        records = self._read_partition(context)
+        if self._full_read and context == partitions[-1]:
+            records = self.complete_read(records, children=self.child_streams)
+        elif self._full_read:
+            for stream in [self, *self.child_streams]:
+                stream.start_table_version()  # the version must be on the first record
+        yield from records
+
+    def _read_partition(self, context: Context | None) -> Iterable[dict]:
         self._partition = context  # get_new_paginator() is not given the context
         state = self.get_context_state(context)
         with_checklists = self.config.get("include_checklists", True)

@@ -134,6 +134,19 @@ class TapKaiten(Tap):
             ),
         ),
         th.Property(
+            "emit_activate_version_messages",
+            th.BooleanType,
+            default=True,
+            title="Mark deleted rows",
+            description=(
+                "After a complete read of a table, send one ACTIVATE_VERSION so the target marks "
+                "rows Kaiten no longer returns as deleted (_sdc_deleted_at). Full-table streams "
+                "are read completely on every run; cards and their history and comments only "
+                "in a full sync (no bookmark, start_date or space_ids; archived included). Never "
+                "at the start of a read, never in an incremental cards run."
+            ),
+        ),
+        th.Property(
             "request_timeout",
             th.NumberType,
             default=60,
@@ -173,7 +186,7 @@ class TapKaiten(Tap):
         self._check_start_date(config.get("start_date"))
         self._check_numbers(config)
         self._check_space_ids(config.get("space_ids"))
-        for flag in ("include_archived", "include_checklists"):
+        for flag in ("include_archived", "include_checklists", "emit_activate_version_messages"):
             if flag in config and not isinstance(config[flag], bool):
                 msg = f"{flag} must be true or false"
                 raise KaitenSettingsError(msg)
