@@ -18,10 +18,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from kaiten_local.postgres import ROOT, EmbeddedPostgres, PostgresError, psql_path
+from kaiten_local.postgres import ROOT, EmbeddedPostgres, PostgresError, psql_path, with_database
 from kaiten_sandbox import Sandbox
 
 SCHEMA = "kaiten"
+DEMO_DB = "kaiten_demo"
 
 
 def meltano_bin() -> str:
@@ -95,16 +96,28 @@ def main(argv: list[str] | None = None) -> int:
     if embedded:
         print("DATABASE_URL is not set: starting an embedded PostgreSQL in .local/pgdata ...")
         try:
-            env["DATABASE_URL"] = EmbeddedPostgres().start()
+            server_url = EmbeddedPostgres().start()
         except PostgresError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        # A fresh database each demo, so a second `make demo` shows the same picture.
-        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
-            conn.execute("drop database if exists kaiten with (force)")
-            conn.execute("create database kaiten")
-        env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + "/kaiten"
-    url = env["DATABASE_URL"]
+    else:
+        server_url = env["DATABASE_URL"]
+    # Sandbox data never goes into the database DATABASE_URL names (it may be production):
+    # the demo gets a database of its own on the same server, new for each demo.
+    try:
+        with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"drop database if exists {DEMO_DB} with (force)")
+            conn.execute(f"create database {DEMO_DB}")
+    except psycopg.Error as err:
+        print(
+            f"error: cannot create the demo database {DEMO_DB!r} on the DATABASE_URL server "
+            f"({str(err).strip().splitlines()[0]}). Unset DATABASE_URL to use an embedded "
+            "PostgreSQL, or use a user that may create databases.",
+            file=sys.stderr,
+        )
+        return 1
+    url = env["DATABASE_URL"] = with_database(server_url, DEMO_DB)
+    print(f"Demo database: {DEMO_DB} (your own data in DATABASE_URL is not touched)")
 
     with Sandbox(seed=args.seed, cards=args.cards, rate_limit=0) as sandbox:
         print(f"Kaiten sandbox: {sandbox.base_url} ({args.cards} cards, seed {args.seed})")
