@@ -213,6 +213,7 @@ class _RunState:
 
     def __init__(self) -> None:
         self.first_response_seen = False
+        self.refused_before_first_response = 0
         # `/spaces` answers both the spaces and the boards stream: read it once.
         self.spaces_payload: list[dict] | None = None
         # Columns and lanes that came embedded in a board, until their streams use them.
@@ -315,13 +316,23 @@ class KaitenStream(RESTStream[int]):
             except requests.exceptions.ConnectionError as exc:
                 # A host that does not resolve before anything ever answered is a
                 # typo in KAITEN_API_URL, not a network blip: fail now, not after retries.
-                if not self.run_state.first_response_seen and _unknown_host(exc):
-                    host = urlsplit(prepared_request.url or "").hostname
-                    msg = (
-                        f"Kaiten API Error: the host {host} does not exist: check the company "
-                        "domain in KAITEN_API_URL"
-                    )
-                    raise KaitenAPIError(msg) from None
+                run = self.run_state
+                if not run.first_response_seen:
+                    host = urlsplit(prepared_request.url or "").netloc
+                    if _unknown_host(exc):
+                        msg = (
+                            f"Kaiten API Error: the host {host} does not exist: check the "
+                            "company domain in KAITEN_API_URL"
+                        )
+                        raise KaitenAPIError(msg) from None
+                    run.refused_before_first_response += 1
+                    if run.refused_before_first_response > 1:
+                        # Nothing has ever answered: a wrong port or host, not a blip.
+                        msg = (
+                            f"Kaiten API Error: cannot connect to {host}: check "
+                            "KAITEN_API_URL and the network"
+                        )
+                        raise KaitenAPIError(msg) from None
                 raise
 
         return super().request_decorator(rate_limited)

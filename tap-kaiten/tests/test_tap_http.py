@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import socket
 import time
 
 import pytest
@@ -77,6 +78,23 @@ def test_unknown_host_fails_at_once_pointing_at_the_company_domain(tmp_path):
         "check the company domain in KAITEN_API_URL"
     )
     assert "retrying in" not in process.stderr
+
+
+def test_refused_connection_before_any_answer_fails_after_one_quick_retry(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    config = {
+        "api_url": f"http://127.0.0.1:{port}",
+        "api_token": "296a5709-99bc-49a7-96e0-c0a1b236091f",
+    }
+    process = run_cli([], config=config, tmp_path=tmp_path)
+    assert process.returncode == 1
+    assert process.stderr.strip().splitlines()[-1] == (
+        f"Kaiten API Error: cannot connect to 127.0.0.1:{port}: "
+        "check KAITEN_API_URL and the network"
+    )
+    assert process.stderr.count("retrying in") == 1
 
 
 def test_other_4xx_names_status_path_and_kaitens_message_without_retrying(kaiten_sandbox):
