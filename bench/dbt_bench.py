@@ -84,8 +84,11 @@ class Project:
         )
         elapsed = time.perf_counter() - started
         if result.returncode:
-            sys.stderr.write(result.stderr[-4000:])
-            raise SystemExit(f"meltano {' '.join(args)} failed ({result.returncode})")
+            log = Path(tempfile.gettempdir()) / f"dbt-bench-meltano-{os.getpid()}.log"
+            log.write_text(result.stdout + result.stderr)
+            errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+            sys.stderr.write("\n".join(errors[-20:]) + "\n")
+            raise SystemExit(f"meltano {' '.join(args)} failed ({result.returncode}); log: {log}")
         return elapsed
 
     def run_results(self) -> tuple[float, dict[str, float]]:
