@@ -6,11 +6,12 @@ a real PostgreSQL. The pipeline suite's project factory is reused (reliability_k
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_kit import MeltanoProject, e2e
+from reliability_kit import MeltanoProject, e2e, run_tap_from
 
 
 @pytest.fixture
@@ -19,8 +20,19 @@ def project_factory(tmp_path: Path) -> Callable[..., MeltanoProject]:
 
     def make(**env: str) -> MeltanoProject:
         root = e2e.make_project(tmp_path / f"project{next(counter)}")
+        # Mutation checks (and runs pinned to a known tap): a directory holding another
+        # copy of the tap_kaiten package, used instead of the installed one.
+        if source := os.environ.get("RELIABILITY_TAP_SOURCE"):
+            run_tap_from(root, Path(source))
         defaults = {"DBT_LOG_PATH": str(root / ".meltano" / "dbt-logs")}
-        return MeltanoProject(root, defaults | env)
+        # Mutation checks of settings, e.g. TARGET_POSTGRES_HARD_DELETE=true: the scrubbed
+        # test environment would drop them otherwise. "NAME=value;NAME=value".
+        overrides = dict(
+            item.split("=", 1)
+            for item in os.environ.get("RELIABILITY_PLUGIN_ENV", "").split(";")
+            if "=" in item
+        )
+        return MeltanoProject(root, defaults | env | overrides)
 
     return make
 

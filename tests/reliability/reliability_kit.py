@@ -34,9 +34,39 @@ STATE_ID = e2e.STATE_ID
 MeltanoProject = e2e.MeltanoProject
 assert_ok = e2e.assert_ok
 query = e2e.query
-assert_tables_equal_truth = truth.assert_tables_equal_truth
 STREAMS = truth.STREAMS
 FULL_REFRESH = {"MELTANO_RUN_FULL_REFRESH": "true"}
+
+
+# Counters Kaiten derives from other cards: a child finishing changes its parent's
+# `children_done` without touching the parent's `updated`, so no incremental read can see
+# it until the parent changes or the nightly full sync re-reads it (a known limit).
+DERIVED_FROM_OTHER_CARDS = ("children_done",)
+
+
+def assert_tables_equal_truth(url: str, api_truth: dict[str, Any], *, full: bool = False) -> None:
+    """The pipeline's value-by-value comparison; after incremental runs (`full` False) a
+    derived counter may trail on a card whose own `updated` the table already has."""
+    if not full:
+        loaded = (
+            {
+                row[0]: (row[1], row[2:])
+                for row in query(
+                    url,
+                    "select id, updated, "
+                    + ", ".join(DERIVED_FROM_OTHER_CARDS)
+                    + " from kaiten.cards where _sdc_deleted_at is null",
+                )
+            }
+            if table_exists(url, "cards")
+            else {}
+        )
+        api_truth = dict(api_truth, cards=[dict(card) for card in api_truth["cards"]])
+        for card in api_truth["cards"]:
+            row = loaded.get(card["id"])
+            if row is not None and truth.same(card["updated"], row[0]):
+                card.update(zip(DERIVED_FROM_OTHER_CARDS, row[1], strict=True))
+    truth.assert_tables_equal_truth(url, api_truth)
 
 
 def card_bookmarks(state: dict[str, Any]) -> dict[int, str]:
@@ -128,8 +158,28 @@ def bookmark_behind_committed_cards(
     return problems
 
 
+def run_tap_from(project_root: Path, source: Path) -> None:
+    """Make the project's tap-kaiten import `tap_kaiten` from `source` (a directory).
+
+    Meltano drops PYTHONPATH before starting a plugin, so the project's copy of meltano.yml
+    points the extractor at a wrapper script that sets it.
+    """
+    python = ROOT / ".meltano" / "extractors" / "tap-kaiten" / "venv" / "bin" / "python"
+    wrapper = project_root / "tap-kaiten-from-source"
+    wrapper.write_text(
+        f'#!/bin/sh\nPYTHONPATH="{source}" exec "{python}" -c '
+        '"import sys; from tap_kaiten.tap import TapKaiten; sys.exit(TapKaiten.cli())" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    meltano_yml = project_root / "meltano.yml"
+    project = yaml.safe_load(meltano_yml.read_text())
+    [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-kaiten"]
+    tap["executable"] = str(wrapper)
+    meltano_yml.write_text(yaml.safe_dump(project, sort_keys=False, allow_unicode=True))
+
+
 # ---------------------------------------------------------------- processes
-def plugin_processes(meltano: subprocess.Popen[str]) -> dict[str, psutil.Process]:
+def plugin_processes(meltano: Background) -> dict[str, psutil.Process]:
     """The tap and target processes a `meltano run` started, by role."""
     found: dict[str, psutil.Process] = {}
     try:
@@ -148,7 +198,7 @@ def plugin_processes(meltano: subprocess.Popen[str]) -> dict[str, psutil.Process
     return found
 
 
-def wait_until(predicate: Callable[[], bool], proc: subprocess.Popen[str], timeout: float) -> bool:
+def wait_until(predicate: Callable[[], bool], proc: Background, timeout: float) -> bool:
     """Poll `predicate` while `proc` runs; False if the process ended or time ran out first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -160,14 +210,37 @@ def wait_until(predicate: Callable[[], bool], proc: subprocess.Popen[str], timeo
     return False
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
+class Background:
+    """A `meltano` run in the background, its output going to files.
+
+    Not pipes: a test that polls the database while the run goes on would stop reading
+    them, Meltano would block on a full pipe and the run would hang.
+    """
+
+    def __init__(self, project: Any, *args: str, env: dict[str, str] | None = None) -> None:
+        self.out_path = project.root / f"bg-{time.monotonic_ns()}.out"
+        self.err_path = self.out_path.with_suffix(".err")
+        full_env = e2e.base_env() | project.env | (env or {})
+        with self.out_path.open("w") as out, self.err_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [e2e.MELTANO, *args], cwd=project.root, env=full_env, stdout=out, stderr=err,
+                text=True,
+            )  # fmt: skip
+        self.pid = self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+
+def finish(run: Background, timeout: float = 600) -> tuple[int, str, str]:
+    """Wait for a background run; (exit code, stdout, stderr)."""
     try:
-        out, err = proc.communicate(timeout=timeout)
+        run.proc.wait(timeout=timeout)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, out, err
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+    return run.proc.returncode, run.out_path.read_text(), run.err_path.read_text()
 
 
 # ---------------------------------------------------------------- direct Singer runs
@@ -200,6 +273,8 @@ def direct_full_sync(sandbox: Any, database_url: str, schema: str, workdir: Path
         ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres-dburl"
     )
     env = e2e.base_env() | {"DATABASE_URL": database_url}
+    if source := os.environ.get("RELIABILITY_TAP_SOURCE"):
+        env["PYTHONPATH"] = source  # the same tap the Meltano runs use (conftest)
     with (workdir / "tap.err").open("w") as tap_err, (workdir / "target.err").open("w") as t_err:
         tap = subprocess.Popen(
             [str(tap_bin), "--config", str(tap_cfg)],
@@ -254,6 +329,8 @@ def diff_schemas(url: str, left: str, right: str) -> list[str]:
         for key in a:
             columns = a[key].keys() | b[key].keys()
             differ = [c for c in sorted(columns) if a[key].get(c) != b[key].get(c)]
+            if table == "cards" and a[key].get("updated") == b[key].get("updated"):
+                differ = [c for c in differ if c not in DERIVED_FROM_OTHER_CARDS]
             if differ:
                 c = differ[0]
                 problems.append(
@@ -262,7 +339,3 @@ def diff_schemas(url: str, left: str, right: str) -> list[str]:
                 )
                 break
     return problems
-
-
-def scrubbed_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k in e2e.base_env()}

@@ -7,6 +7,7 @@ import threading
 
 from reliability_kit import (
     EL,
+    Background,
     assert_ok,
     assert_tables_equal_truth,
     committed_bookmarks,
@@ -47,7 +48,7 @@ def test_cards_changed_while_the_tap_pages_are_all_loaded_by_the_next_run(
                 sandbox.mutate(seed=seed, create=1, update=3, move=2, archive=1, touch_same_ms=3)
             )
 
-    run = project.popen("run", *EL)
+    run = Background(project, "run", *EL)
     thread = threading.Thread(target=writer, daemon=True)
     # start writing once the tap is reading cards, so changes land mid-paging
     wait_until(

@@ -7,6 +7,7 @@ import json
 import pytest
 from reliability_kit import (
     STATE_ID,
+    Background,
     assert_ok,
     assert_tables_equal_truth,
     card_bookmarks,
@@ -39,7 +40,7 @@ def test_two_syncs_started_together_one_runs_the_other_is_refused(
     sandbox.mutate(seed=9, update=30, move=10)
     sandbox.configure(latency_ms=30)  # each run lasts long enough to overlap the other
 
-    runs = [first.popen("run", "kaiten-sync"), second.popen("run", "kaiten-sync")]
+    runs = [Background(first, "run", "kaiten-sync"), Background(second, "run", "kaiten-sync")]
     results = [finish(run, timeout=900) for run in runs]
     sandbox.configure(latency_ms=0)
 

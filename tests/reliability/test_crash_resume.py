@@ -12,6 +12,7 @@ import signal
 import psutil
 from reliability_kit import (
     EL,
+    Background,
     assert_ok,
     assert_tables_equal_truth,
     bookmark_behind_committed_cards,
@@ -87,7 +88,7 @@ def test_randomized_sigkill_trials_lose_and_duplicate_nothing(
         started = query(database_url, "select clock_timestamp()::timestamp")[0][0]
         state_before = state_version(database_url)
         cards_requests = sandbox.stats()["requests_by_path"].get("/api/latest/cards", 0)
-        run = project.popen("run", *EL)
+        run = Background(project, "run", *EL)
 
         if point == "mid_page":
             nth = rng.randint(1, 3)

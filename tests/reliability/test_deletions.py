@@ -7,6 +7,7 @@ import pytest
 from reliability_kit import (
     EL,
     FULL_REFRESH,
+    Background,
     assert_ok,
     assert_tables_equal_truth,
     finish,
@@ -63,7 +64,7 @@ def test_deleted_cards_are_marked_by_the_next_full_sync_and_leave_the_marts(
     assert changes["archived"]
 
     sandbox.configure(latency_ms=10)  # a run long enough to be watched
-    run = project.popen("run", "--full-refresh", "kaiten-full-sync")
+    run = Background(project, "run", "--full-refresh", "kaiten-full-sync")
     seen_wrong: list[tuple] = []
 
     def watch() -> bool:
@@ -82,7 +83,7 @@ def test_deleted_cards_are_marked_by_the_next_full_sync_and_leave_the_marts(
     archived = {c["id"] for c in truth["cards"] if c["condition"] == 2}
     assert archived
     assert not {cid for cid in archived if rows.get(cid)}, "archived cards taken for deleted"
-    assert_tables_equal_truth(database_url, truth)
+    assert_tables_equal_truth(database_url, truth, full=True)
     in_marts = {r[0] for r in query(database_url, "select card_id from kaiten_site.cards")}
     assert not deleted & in_marts, "deleted cards still in kaiten_site.cards"
     assert {c["id"] for c in truth["cards"]} <= in_marts

@@ -51,12 +51,14 @@ def drift(sandbox) -> dict[str, int]:
         # null where a value was
         card = ws.cards[picked["null_again"]]
         card.size, card.props, card.due_date = None, None, None
-        # a field Kaiten starts sending on every card, and on users
+        # a field Kaiten starts sending (on the cards changed from now on), and on users
         render = ws.render_card
+        changed = set(picked.values())
 
         def render_with_new_field(c, **kwargs):
             rendered = render(c, **kwargs)
-            rendered["sla_breach"] = {"level": 2, "since": "2026-12-01T00:00:00.000Z"}
+            if c.id in changed:
+                rendered["sla_breach"] = {"level": 2, "since": "2026-12-01T00:00:00.000Z"}
             return rendered
 
         ws.render_card = render_with_new_field
@@ -102,6 +104,10 @@ def test_drifted_and_odd_data_loads_without_losing_anything(
         (picked["new_property"],),
     )  # fmt: skip
     assert props["id_109"] == "значение нового поля"
+    [(extra,)] = query(
+        database_url, "select extra_fields from kaiten.cards where id = %s", (picked["new_field"],)
+    )
+    assert extra == {"sla_breach": {"level": 2, "since": "2026-12-01T00:00:00.000Z"}}
     assert query(database_url, "select name from kaiten.custom_properties where id = 109") == [
         ("Новое поле 🆕",)
     ]
