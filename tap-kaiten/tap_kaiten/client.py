@@ -87,8 +87,10 @@ class RateLimiter:
     in full.
     """
 
-    # Requests leave slightly later than the exact interval: clock and network
-    # jitter must not put N+1 requests into one server-side window.
+    # Requests leave slightly later than the exact interval (2 %, at least 2 ms):
+    # scheduling and network jitter must not put N+1 requests into one server-side
+    # window, which would cost a 429 and a whole second.
+    SAFETY_SHARE = 0.02
     SAFETY_SECONDS = 0.002
 
     def __init__(self, requests_per_second: float) -> None:
@@ -97,7 +99,7 @@ class RateLimiter:
         self._last_at = 0.0
         self.configured = requests_per_second
         self.rate = requests_per_second
-        self.interval = 1.0 / self.rate + self.SAFETY_SECONDS
+        self.interval = self._interval(requests_per_second)
 
     def configure(self, requests_per_second: float) -> None:
         """Take the configured rate (a new run may configure another)."""
@@ -108,9 +110,14 @@ class RateLimiter:
     def _set_rate(self, requests_per_second: float) -> None:
         with self._lock:
             self.rate = requests_per_second
-            self.interval = 1.0 / requests_per_second + self.SAFETY_SECONDS
+            self.interval = self._interval(requests_per_second)
             # The next request keeps the new spacing from the last one already sent.
             self._next_at = max(self._next_at, self._last_at + self.interval)
+
+    @classmethod
+    def _interval(cls, requests_per_second: float) -> float:
+        exact = 1.0 / requests_per_second
+        return exact + max(exact * cls.SAFETY_SHARE, cls.SAFETY_SECONDS)
 
     def wait(self) -> None:
         with self._lock:
