@@ -122,11 +122,14 @@ def connect(url: str, application_name: str = APPLICATION_NAME) -> psycopg.Conne
         )
     try:
         params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
+    except psycopg.ProgrammingError as err:
+        # libpq names the offending part (e.g. a Prisma-only "pgbouncer" parameter), never
+        # the password.
         raise StateBackendError(
-            "DATABASE_URL is not a valid PostgreSQL URI",
+            f"DATABASE_URL is not a valid PostgreSQL URI ({_first_line(err)})",
             "Use the form postgresql://user:password@host:5432/db?sslmode=require; "
-            "percent-encode special characters in the password",
+            "percent-encode special characters in the password; drop parameters that only "
+            "an ORM understands (pgbouncer, connection_limit)",
         ) from None
     # An unreachable host must fail in seconds, not hang a cron job; the UTC session
     # keeps updated_at readable the same way everywhere.

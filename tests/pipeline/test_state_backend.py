@@ -166,3 +166,15 @@ def test_malformed_database_url_names_the_variable(project_factory):
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_orm_only_uri_parameter_is_named(project_factory):
+    """Supabase URIs copied from a Prisma setup carry ?pgbouncer=true, which libpq rejects."""
+    project = project_factory(DATABASE_URL="postgresql://u:Pw-123@127.0.0.1:9/db?pgbouncer=true")
+    result = project.run("state", "list")
+    assert result.returncode != 0
+    assert (
+        'DATABASE_URL is not a valid PostgreSQL URI (invalid URI query parameter: "pgbouncer")'
+        in result.stderr
+    )
+    assert "Pw-123" not in result.stdout + result.stderr
