@@ -45,7 +45,11 @@ class MeltanoProject:
     env: dict[str, str] = field(default_factory=dict)
 
     def run(
-        self, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         full_env = base_env() | self.env | (env or {})
         full_env = {k: v for k, v in full_env.items() if v is not None}
@@ -57,6 +61,7 @@ class MeltanoProject:
             text=True,
             timeout=timeout,
             check=False,
+            input=stdin,
         )
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
