@@ -332,7 +332,8 @@ class KaitenStream(RESTStream[int]):
                             "company domain in KAITEN_API_URL"
                         )
                         raise KaitenAPIError(msg) from None
-                    run.refused_before_first_response += 1
+                    if _refused(exc):
+                        run.refused_before_first_response += 1
                     if run.refused_before_first_response > 1:
                         # Nothing has ever answered: a wrong port or host, not a blip.
                         msg = (
@@ -571,6 +572,12 @@ class KaitenStream(RESTStream[int]):
 def _unknown_host(exc: requests.exceptions.ConnectionError) -> bool:
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, urllib3.exceptions.NameResolutionError)
+
+
+def _refused(exc: requests.exceptions.ConnectionError) -> bool:
+    # Not even a TCP connection (refused, unreachable); a dropped one is another matter.
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def kaiten_message(response: requests.Response) -> str:
