@@ -436,18 +436,6 @@ class KaitenStream(RESTStream[int]):
         """After a complete read, rows of an older version are gone from Kaiten."""
         if not (self.marks_deletions and self.selected and self._stream_version is not None):
             return
-        if any("version" in m.transformed_schema.get("properties", {}) for m in self.stream_maps):
-            # MeltanoLabs target-postgres (0.8.1) fails on ACTIVATE_VERSION for a table
-            # with a column named `version` (its UPDATE binds a parameter of that name):
-            # cards has one. Renaming it with a stream map lifts this.
-            self.logger.warning(
-                "%s: no ACTIVATE_VERSION (deleted rows are not marked) while the table has a "
-                "column named 'version'; rename it with a stream map, e.g. "
-                '{"%s": {"kaiten_version": "version", "version": "__NULL__"}}',
-                self.name,
-                self.name,
-            )
-            return
         self._write_activate_version_message(self._stream_version)
 
     def complete_read(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 from kaiten_tap_helpers import CHILDREN, base_config, sync
 
-RENAME_VERSION = {"cards": {"kaiten_version": "version", "version": "__NULL__"}}
 WHOLE_TABLES = ("spaces", "boards", "columns", "lanes", "users", "tags", "card_types")
 
 
@@ -19,7 +16,7 @@ def activations(result):
 
 
 def test_a_full_sync_activates_each_table_once_after_its_last_record(kaiten_sandbox):
-    result = sync(base_config(kaiten_sandbox, stream_maps=RENAME_VERSION))
+    result = sync(base_config(kaiten_sandbox))
     activated = activations(result)
     streams = [stream for _, stream, _ in activated]
     assert sorted(streams) == sorted([*WHOLE_TABLES, "custom_properties", "cards", *CHILDREN])
@@ -35,7 +32,7 @@ def test_a_full_sync_activates_each_table_once_after_its_last_record(kaiten_sand
 
 
 def test_an_incremental_run_never_activates_cards_or_their_history(kaiten_sandbox):
-    config = base_config(kaiten_sandbox, stream_maps=RENAME_VERSION)
+    config = base_config(kaiten_sandbox)
     first = sync(config)
     kaiten_sandbox.mutate(update=3, move=2)
     second = sync(config, state=first.final_state)
@@ -47,7 +44,7 @@ def test_an_incremental_run_never_activates_cards_or_their_history(kaiten_sandbo
 
 def test_a_start_date_or_space_filter_is_not_a_full_read(kaiten_sandbox):
     for extra in ({"start_date": "2025-01-01"}, {"space_ids": [200]}, {"include_archived": False}):
-        config = base_config(kaiten_sandbox, stream_maps=RENAME_VERSION, **extra)
+        config = base_config(kaiten_sandbox, **extra)
         result = sync(config, streams=["cards", *CHILDREN])
         assert activations(result) == [], extra
 
@@ -55,12 +52,3 @@ def test_a_start_date_or_space_filter_is_not_a_full_read(kaiten_sandbox):
 def test_turning_it_off_sends_none(kaiten_sandbox):
     result = sync(base_config(kaiten_sandbox, emit_activate_version_messages=False))
     assert activations(result) == []
-
-
-def test_cards_are_not_activated_while_a_version_column_would_break_the_target(
-    kaiten_sandbox, caplog
-):
-    with caplog.at_level(logging.WARNING):
-        result = sync(base_config(kaiten_sandbox), streams=["cards", *CHILDREN])
-    assert sorted(stream for _, stream, _ in activations(result)) == sorted(CHILDREN)
-    assert "rename it with a stream map" in caplog.text
