@@ -151,3 +151,42 @@
         identifier=relation.identifier,
     )) }}
 {% endmacro %}
+
+
+{#
+    The raw rows of a table, one per key (the newest load) and without the
+    rows the loader soft-deleted. target-postgres upserts into tables with a
+    primary key on `id`, and then the database already guarantees one row
+    per key: the view stays a plain filter that lets the marts' conditions
+    reach the table. Without such a key (an append-only loader), the newest
+    copy of each id wins.
+#}
+{% macro kaiten_deduplicated(relation, types) -%}
+    {%- if kaiten_has_unique_id(relation) -%}
+        select *
+        from {{ relation }}
+        where {{ kaiten_live_rows(types) }}
+    {%- else -%}
+        select distinct on (id) *
+        from {{ relation }}
+        where {{ kaiten_live_rows(types) }}
+        order by id, {{ kaiten_newest_first(types) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{# Whether the table has a unique index on `id` alone (its primary key, usually). #}
+{% macro kaiten_has_unique_id(relation) -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select count(*) from pg_index as indexes"
+        ~ " inner join pg_attribute as attributes"
+        ~ " on attributes.attrelid = indexes.indrelid and attributes.attnum = indexes.indkey[0]"
+        ~ " where indexes.indrelid = to_regclass('" ~ adapter.quote(relation.schema) ~ "."
+        ~ adapter.quote(relation.identifier) ~ "')"
+        ~ " and indexes.indisunique and indexes.indnkeyatts = 1 and attributes.attname = 'id'"
+    ) -%}
+    {{ return(found.columns[0].values()[0] > 0) }}
+{%- endmacro %}

@@ -33,6 +33,13 @@ with all_history as (
 
 ),
 
+-- computed once: as an expression in a filter it would be hashed again for every row
+fingerprint as (
+
+    select {{ dimensions_fingerprint }} as dimensions_fingerprint
+
+),
+
 history as (
 
     select *
@@ -45,7 +52,7 @@ history as (
                 where changed_history.loaded_at > (select max(built.history_loaded_at) from {{ this }} as built)
             )
             or (select max(built.dimensions_fingerprint) from {{ this }} as built)
-            is distinct from {{ dimensions_fingerprint }}
+            is distinct from (select fingerprint.dimensions_fingerprint from fingerprint)
     {%- endif %}
 
 ),
@@ -126,7 +133,7 @@ final as (
         per_card_column.last_left_at,
         -- bookkeeping of the incremental build
         per_card_column.history_loaded_at,
-        {{ dimensions_fingerprint }} as dimensions_fingerprint
+        (select fingerprint.dimensions_fingerprint from fingerprint) as dimensions_fingerprint
     from per_card_column
     left join columns
         on per_card_column.column_id = columns.column_id

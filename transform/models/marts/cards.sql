@@ -45,6 +45,13 @@ all_history as (
 
 ),
 
+-- computed once: as an expression in a filter it would be hashed again for every row
+fingerprint as (
+
+    select {{ dimensions_fingerprint }} as dimensions_fingerprint
+
+),
+
 cards as (
 
     select *
@@ -63,7 +70,7 @@ cards as (
                 and due_at <= {{ kaiten_as_of() }}
             )
             or (select max(built.dimensions_fingerprint) from {{ this }} as built)
-            is distinct from {{ dimensions_fingerprint }}
+            is distinct from (select fingerprint.dimensions_fingerprint from fingerprint)
     {%- endif %}
 
 ),
@@ -261,7 +268,7 @@ final as (
         (extract(epoch from done_at - started_at) / 3600)::double precision as cycle_time_hours,
         -- bookkeeping of the incremental build
         {{ kaiten_as_of() }} as built_at,
-        {{ dimensions_fingerprint }} as dimensions_fingerprint
+        (select fingerprint.dimensions_fingerprint from fingerprint) as dimensions_fingerprint
     from joined
 
 )
