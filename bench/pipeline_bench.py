@@ -313,6 +313,8 @@ class Bench:
             "busiest_second": stats["max_requests_in_any_1s"],
             "bound_seconds": bound,
             "ratio": run["seconds"] / bound,
+            "tap_cpu": run["cpu"]["tap"],
+            "target_cpu": run["cpu"]["target"],
         }
 
     def throughput(self, cards: int, runs: int, keep_last: bool) -> dict[str, Any]:
@@ -530,14 +532,15 @@ def render(command: str, started: str, info: str, results: dict[str, Any]) -> st
             "## 1. Full sync against a rate-limited API (every stream)",
             "",
             "| cards | limit | wall s | minimum requests | API bound s | ratio | requests made"
-            " | 429s | busiest 1 s | cards loaded |",
-            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+            " | 429s | busiest 1 s | cards loaded | tap CPU s | target CPU s |",
+            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for r in results["rate_limited"]:
             out.append(
                 f"| {r['cards']:,} | {r['rate']}/s | {r['seconds']:.1f} | {r['minimum_requests']:,}"
                 f" | {r['bound_seconds']:.1f} | **{r['ratio']:.3f}** | {r['requests']:,}"
-                f" | {r['rate_limited_429']} | {r['busiest_second']} | {r['loaded']:,} |"
+                f" | {r['rate_limited_429']} | {r['busiest_second']} | {r['loaded']:,}"
+                f" | {r['tap_cpu']:.1f} | {r['target_cpu']:.1f} |"
             )
         out.append("")
     if results.get("throughput"):
@@ -611,7 +614,72 @@ def render(command: str, started: str, info: str, results: dict[str, Any]) -> st
                 f"{large['target_peak_rss_mib'] / small['target_peak_rss_mib']:.2f}x."
             )
         out.append("")
+    out += verdicts(results)
     return "\n".join(out)
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    """The issue's targets, each met or not, from the figures above."""
+
+    def line(target: str, figure: str, met: bool) -> str:
+        return f"| {target} | {figure} | {'met' if met else '**not met**'} |"
+
+    rows = []
+    for r in results.get("rate_limited", []):
+        rows.append(
+            line(
+                f"full sync {r['cards']:,} cards @{r['rate']}/s within 1.1x of the bound",
+                f"{r['ratio']:.3f}x",
+                r["ratio"] <= 1.1,
+            )
+        )
+    if results.get("throughput"):
+        r = results["throughput"][-1]
+        rows.append(
+            line(
+                f"limit off, {r['cards']:,} cards: ≥ 5,000 cards/s end to end",
+                f"{r['pipeline_cards_per_second']:,.0f} cards/s",
+                r["pipeline_cards_per_second"] >= 5000,
+            )
+        )
+        rows.append(
+            line(
+                f"limit off, {r['cards']:,} cards: ≥ 0.5x the requests+COPY baseline",
+                f"{r['ratio_to_baseline']:.2f}x",
+                r["ratio_to_baseline"] >= 0.5,
+            )
+        )
+        rows.append(line("timestamps exact in UTC", "sampled cards.updated", r["timestamps_ok"]))
+        if incremental := r.get("incremental"):
+            i = incremental["nothing changed @5/s"]
+            rows.append(
+                line(
+                    f"incremental, nothing changed, {r['cards']:,} cards: ≤ 3 /cards requests",
+                    str(i["cards_requests"]),
+                    i["cards_requests"] <= 3,
+                )
+            )
+            rows.append(
+                line(
+                    "incremental, nothing changed: < 15 s including Meltano start-up",
+                    f"{i['seconds']:.1f} s",
+                    i["seconds"] < 15,
+                )
+            )
+        if len(results["throughput"]) > 1:
+            small = results["throughput"][0]
+            for role in ("tap", "target"):
+                growth = r[f"{role}_peak_rss_mib"] / small[f"{role}_peak_rss_mib"]
+                rows.append(
+                    line(
+                        f"{role} peak RSS {r['cards']:,} within 1.5x of {small['cards']:,}",
+                        f"{growth:.2f}x",
+                        growth <= 1.5,
+                    )
+                )
+    if not rows:
+        return []
+    return ["## Targets", "", "| target | measured | |", "|:--|--:|:--|", *rows, ""]
 
 
 def fmt_runs(seconds: list[float]) -> str:
