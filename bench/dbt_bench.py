@@ -44,10 +44,12 @@ RAW_TABLES = ("cards", "card_location_history", "card_comments", "columns", "boa
 # Ids of copied rows: original + copy * ID_SHIFT (Kaiten ids are far below it).
 ID_SHIFT = 1_000_000_000
 # Per card table: the expression each id-like column gets in copy number `k`.
+SHIFTED_ID = "id + {k}::bigint * {shift}"
+SHIFTED_CARD_ID = "card_id + {k}::bigint * {shift}"
 COPIED_COLUMNS = {
-    "cards": {"id": "id + {k} * {shift}"},
-    "card_location_history": {"id": "id || '-copy{k}'", "card_id": "card_id + {k} * {shift}"},
-    "card_comments": {"id": "id + {k} * {shift}", "card_id": "card_id + {k} * {shift}"},
+    "cards": {"id": SHIFTED_ID},
+    "card_location_history": {"id": "id || '-copy{k}'", "card_id": SHIFTED_CARD_ID},
+    "card_comments": {"id": SHIFTED_ID, "card_id": SHIFTED_CARD_ID},
 }
 
 
