@@ -40,7 +40,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psutil
 import psycopg
@@ -103,7 +103,9 @@ class SandboxProcess:
 class TreeMonitor(threading.Thread):
     """Samples a process tree: peak RSS and CPU seconds per role (tap, target, dbt)."""
 
-    ROLES = (("tap-kaiten", "tap"), ("target-postgres", "target"), ("dbt", "dbt"))
+    # By the plugin venv the interpreter runs from (`meltano run tap-kaiten ...` itself
+    # must not count as the tap): .meltano/<kind>/<plugin>/venv/bin/python.
+    ROLES: ClassVar[dict[str, str]] = {"extractors": "tap", "loaders": "target", "utilities": "dbt"}
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -113,11 +115,11 @@ class TreeMonitor(threading.Thread):
         self.stopped = threading.Event()
 
     def role(self, proc: psutil.Process) -> str:
-        command = " ".join(proc.cmdline())
-        for needle, role in self.ROLES:
-            if needle in command:
-                return role
-        return "meltano"
+        parts = Path(proc.cmdline()[0]).parts
+        if ".meltano" in parts:
+            kind = parts[parts.index(".meltano") + 1 : parts.index(".meltano") + 2]
+            return self.ROLES.get(kind[0], "other") if kind else "other"
+        return "other"
 
     def run(self) -> None:
         while not self.stopped.is_set():
