@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt tap-kaiten/pyproject.toml plugins/kaite
 
 # Installing touches no database, but meltano.yml refers to $$DATABASE_URL and Meltano
 # (strict_env_var_mode) refuses unset variables: give it a placeholder when .env has none.
-$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) plugins/kaiten-pgenv/kaiten_pgenv.py
+$(PLUGINS_STAMP): $(STAMP) meltano.yml $(wildcard plugins/*/*.lock) $(wildcard plugins/kaiten-pgenv/*.py)
 	DATABASE_URL="$${DATABASE_URL:-postgresql://not-used-by-install/}" $(BIN)/meltano install
 	touch $@
 

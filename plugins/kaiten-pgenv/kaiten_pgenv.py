@@ -115,7 +115,8 @@ def libpq_env(url: str | None) -> dict[str, str]:
     return env
 
 
-def _exec(program: str, app_name: str) -> None:
+def _client_env(app_name: str) -> dict[str, str]:
+    """This process's environment with its PG* variables replaced by DATABASE_URL's."""
     try:
         env = libpq_env(os.environ.get("DATABASE_URL"))
     except DatabaseUrlError as err:
@@ -125,6 +126,11 @@ def _exec(program: str, app_name: str) -> None:
     merged = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     merged.update(env)
     merged.setdefault("PGAPPNAME", app_name)
+    return merged
+
+
+def _exec(program: str, app_name: str) -> None:
+    merged = _client_env(app_name)
     # The real program sits next to us in the plugin's venv bin directory.
     here = os.path.dirname(os.path.abspath(sys.argv[0]))
     path = os.path.join(here, program)
@@ -134,7 +140,14 @@ def _exec(program: str, app_name: str) -> None:
 
 
 def target_postgres() -> None:
-    _exec("target-postgres", "kaiten-target-postgres")
+    # In-process rather than exec: the loader runs with the soft-delete fix of
+    # kaiten_target_postgres (installed beside target-postgres in the loader's venv).
+    merged = _client_env("kaiten-target-postgres")
+    os.environ.clear()
+    os.environ.update(merged)
+    from kaiten_target_postgres import main as run_target  # noqa: PLC0415
+
+    run_target()
 
 
 def dbt() -> None:
