@@ -180,6 +180,22 @@ def test_client_limiter_keeps_a_full_sync_under_the_api_limit(kaiten_sandbox_fac
     assert len(result.records["cards"]) == 60
 
 
+def test_a_request_held_up_on_its_way_costs_no_429(kaiten_sandbox_factory):
+    # The server counts a request when it admits it: one held up 0.4 s before admission
+    # lands among the next ones, and spacing by send time alone then puts 6 in a second.
+    sandbox = kaiten_sandbox_factory(seed=4, cards=20, rate_limit=5)
+    inject(sandbox, count=1, path="/cards", latency_ms=400)
+    config = base_config(sandbox, requests_per_second=5, include_checklists=False)
+    result = sync(config, streams=["cards", "card_location_history"])
+    stats = sandbox.stats()
+    assert stats["rate_limited"] == 0
+    assert stats["max_requests_in_any_1s"] <= 5
+    assert len(result.records["cards"]) == 20
+    assert len(result.records["card_location_history"]) == len(
+        sandbox.truth("card_location_history")["card_location_history"]
+    )
+
+
 def test_a_server_limit_below_the_setting_slows_the_tap_down(kaiten_sandbox_factory, caplog):
     sandbox = kaiten_sandbox_factory(seed=4, cards=20, rate_limit=10)
     with caplog.at_level(logging.WARNING):
