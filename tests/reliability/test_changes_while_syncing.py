@@ -24,9 +24,8 @@ def test_cards_changed_while_the_tap_pages_are_all_loaded_by_the_next_run(
     a 150-card group shares one millisecond across page boundaries (page size 100). After
     the run, the bookmark never skips a card; after the next run the tables equal the truth.
 
-    Mutations tried: the tap's tie handling (offset walk inside one millisecond) replaced
-    by plain keyset paging on `updated` (cards of the tie group beyond the first page are
-    skipped: tables differ); the `updated_before` upper bound removed.
+    Mutation not tried yet (to try: drop the `updated_before` upper bound in
+    CardsStream.get_url_params; cards edited mid-run would be loaded half-way).
     """
     sandbox = kaiten_sandbox_factory(seed=41, cards=600, rate_limit=0)
     project = make_pipeline(sandbox)
@@ -78,8 +77,9 @@ def test_tie_group_on_the_bookmark_is_not_skipped_by_the_next_run(
     """Cards that share the bookmark's millisecond but were not loaded yet (a bulk edit
     stamped in the same ms) are picked up: the bookmark keeps (updated, id), not just updated.
 
-    Mutation tried: resuming at `updated > bookmark` (strict) instead of (updated, id):
-    the cards of the group after the bookmark's id are never loaded.
+    Mutation tried (RELIABILITY_TAP_SOURCE): CardsPaginator.get_next re-anchoring past the
+    millisecond instead of walking the tie group by offset: the run never ends and the test
+    fails on its 600 s timeout.
     """
     sandbox = kaiten_sandbox_factory(seed=42, cards=300, rate_limit=0)
     project = make_pipeline(sandbox)

@@ -29,10 +29,10 @@ def test_two_syncs_started_together_one_runs_the_other_is_refused(
     Exactly one exits 0; the other exits non-zero with one clear line; the state and the
     tables afterwards are those of one complete run.
 
-    Mutation tried: the state backend's run lock disabled (pg_try_advisory_lock replaced by
-    true): both runs succeed and this test fails on "exactly one".
+    Mutation not tried (it needs kaiten_state/ edited): with the advisory lock disabled the
+    two-machines case must fail on "both runs went ahead".
     """
-    sandbox = kaiten_sandbox_factory(seed=81, cards=300, rate_limit=0)
+    sandbox = kaiten_sandbox_factory(seed=81, cards=200, rate_limit=0)
     first = make_pipeline(sandbox)
     second = first if machines == 1 else make_pipeline(sandbox)
     # a first sync, so both contenders find state and run incrementally

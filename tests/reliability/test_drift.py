@@ -77,9 +77,8 @@ def test_drifted_and_odd_data_loads_without_losing_anything(
     of Cyrillic and emoji, NUL characters, nulls where values were: the incremental run
     succeeds and every value is in the tables (unknown fields in `extra_fields`).
 
-    Mutations tried: `sanitize_null_text_characters: false` in meltano.yml (the load
-    fails on the NUL); the tap's post_process dropping unknown keys instead of keeping
-    them in extra_fields (the new fields are reported as not loaded).
+    Mutation tried (RELIABILITY_PLUGIN_ENV=TARGET_POSTGRES_SANITIZE_NULL_TEXT_CHARACTERS=false):
+    the load fails on the NUL and the test fails.
     """
     sandbox = kaiten_sandbox_factory(seed=61, cards=300, rate_limit=0)
     project = make_pipeline(sandbox)

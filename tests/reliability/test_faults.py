@@ -26,8 +26,8 @@ def test_full_run_under_random_faults_equals_truth_within_the_rate_limit(
     429 bursts with Retry-After as seconds, an HTTP date, 0 and missing: the run completes,
     every table equals the truth and no 1-second window ever held more than the limit.
 
-    Mutations tried: the tap's MAX_ATTEMPTS set to 1 (run fails on the first 5xx); the
-    empty-body re-ask removed (cards silently missing: tables differ from the truth).
+    Mutation tried (RELIABILITY_TAP_SOURCE, MAX_ATTEMPTS = 1 in the tap's client): the run
+    fails on the first scripted 429 and the test fails.
     """
     sandbox = kaiten_sandbox_factory(seed=11, cards=150, rate_limit=RATE_LIMIT)
     project = make_pipeline(sandbox, TAP_KAITEN_REQUESTS_PER_SECOND=str(RATE_LIMIT))
@@ -70,8 +70,8 @@ def test_faults_beyond_the_retry_budget_fail_clearly_and_the_next_run_completes(
     """Every retry of one card's history answered 503: the run stops with one clear line and
     a non-zero exit; the cards already loaded keep their bookmark; the next run finishes.
 
-    Mutation tried: the partial-state save removed from the state backend (the next run
-    re-reads from the old bookmark; the resume assertion fails).
+    Mutation not tried (needs kaiten_state/ edited): without the partial-state save the
+    bookmark assertion after the failed run fails.
     """
     sandbox = kaiten_sandbox_factory(seed=12, cards=300, rate_limit=0)
     project = make_pipeline(sandbox)

@@ -32,9 +32,8 @@ def test_twenty_random_rounds_of_incremental_runs_equal_a_fresh_full_sync(
     """Random creates, edits, moves, (un)archives and same-millisecond bulk edits (deletions
     are test_deletions' business: an incremental run can't see them by design).
 
-    Mutations tried: `lookback`-free resume at `updated > bookmark` (cards sharing the
-    bookmark's millisecond are lost; a later round differs); `include_archived` partition
-    dropped from incremental runs (archived cards keep their live row: round 1 differs).
+    Mutation not tried here (20 rounds are long); the tie-group mutant of
+    test_changes_while_syncing applies equally.
     """
     rng = random.Random(SEED)
     sandbox = kaiten_sandbox_factory(seed=51, cards=300, rate_limit=0)

@@ -46,8 +46,8 @@ def test_token_never_leaks_into_logs_errors_state_database_or_files(
     budget, and a run with a wrong token: neither token is in any output, in the state,
     in any table, or in any file the runs leave (TMPDIR included).
 
-    Mutation tried: the tap logging the prepared request's headers at DEBUG: the test
-    finds the token in stderr.
+    Mutation tried (RELIABILITY_TAP_SOURCE): the tap logging the prepared request's headers
+    at DEBUG: the test fails, "token in stderr".
     """
     token = str(uuid.uuid4())
     wrong = str(uuid.uuid4())
