@@ -98,7 +98,8 @@ def test_syncs_with_nothing_deleted_delete_nothing(
     in any table (a per-card ACTIVATE_VERSION in an incremental run would wipe history).
 
     Mutation tried (RELIABILITY_TAP_SOURCE = tap a9bb5c0, the SDK's own ACTIVATE_VERSION at
-    the start of every context): RESULT_AV
+    the start of every context): the incremental run marks 406 card_location_history
+    rows of unchanged cards deleted; the test fails.
     """
     sandbox = kaiten_sandbox_factory(seed=22, cards=200, rate_limit=0)
     project = make_pipeline(sandbox)

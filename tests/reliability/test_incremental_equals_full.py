@@ -36,7 +36,7 @@ def test_twenty_random_rounds_of_incremental_runs_equal_a_fresh_full_sync(
     test_changes_while_syncing applies equally.
     """
     rng = random.Random(SEED)
-    sandbox = kaiten_sandbox_factory(seed=51, cards=300, rate_limit=0)
+    sandbox = kaiten_sandbox_factory(seed=51, cards=120, rate_limit=0)
     project = make_pipeline(sandbox)
     assert_ok(project.run("run", *EL))
 
