@@ -684,6 +684,11 @@ def verdicts(results: dict[str, Any]) -> list[str]:
     return ["## Targets", "", "| target | measured | |", "|:--|--:|:--|", *rows, ""]
 
 
+def save(path: Path, text: str) -> None:
+    """After every scenario, so a long run cut short still leaves its figures."""
+    path.write_text(text + "\n")
+
+
 def fmt_runs(seconds: list[float]) -> str:
     return f"{statistics.median(seconds):.1f} ({', '.join(f'{s:.1f}' for s in seconds)})"
 
@@ -760,6 +765,7 @@ def main() -> int:
                     print(f"[1] full sync, {cards:,} cards at {rate}/s ...", flush=True)
                     results["rate_limited"].append(bench.rate_limited(cards, rate))
                     print(json.dumps(results["rate_limited"][-1]), flush=True)
+                    save(args.output, render(command, started, info, results))
             if sections & {"2", "3", "4"}:
                 results["throughput"] = []
                 for cards in sizes:
@@ -767,6 +773,7 @@ def main() -> int:
                     print(f"[2] limit off, {cards:,} cards x{args.runs} ...", flush=True)
                     results["throughput"].append(bench.throughput(cards, args.runs, keep))
                     print(json.dumps(results["throughput"][-1]), flush=True)
+                    save(args.output, render(command, started, info, results))
                 if "2" in sections and all_cards:
                     print(f"[2] all streams + dbt, {all_cards:,} cards ...", flush=True)
                     results["all_streams"] = bench.all_streams(all_cards)
