@@ -3,7 +3,6 @@ wrongly, and archived cards are never taken for deleted."""
 
 from __future__ import annotations
 
-import pytest
 from reliability_kit import (
     EL,
     FULL_REFRESH,
@@ -15,15 +14,6 @@ from reliability_kit import (
     wait_until,
 )
 
-# Open while the cards' ACTIVATE_VERSION is skipped: target-postgres 0.8.1 can't soft-delete
-# in a table with a `version` column (the tap skips it, 158c6c6); the loader-side fix is
-# the pipeline helper's (.local/requests-to-pipeline.md).
-PENDING_LOADER_FIX = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="cards ACTIVATE_VERSION skipped: target-postgres 0.8.1 soft delete fails on the "
-    "cards' `version` column; deleted cards never get _sdc_deleted_at until that is fixed",
-)
 CHILDREN = ("card_location_history", "card_comments")
 
 
@@ -47,7 +37,6 @@ def wrongly_deleted(url: str, deleted: set[int]) -> list[tuple]:
     return rows
 
 
-@PENDING_LOADER_FIX
 def test_deleted_cards_are_marked_by_the_next_full_sync_and_leave_the_marts(
     kaiten_sandbox_factory, make_pipeline, database_url
 ):
