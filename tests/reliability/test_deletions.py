@@ -43,8 +43,8 @@ def test_deleted_cards_are_marked_by_the_next_full_sync_and_leave_the_marts(
     """Deleted cards get _sdc_deleted_at from the next kaiten-full-sync (and leave the marts);
     archived cards don't; no live card is ever marked deleted, not even mid-run.
 
-    Still xfail (loader bug), so its mutation check is pending: with cards activated at the
-    start of the stream, the mid-run poll must see live cards marked deleted.
+    Mutation tried (RELIABILITY_TAP_SOURCE): the cards' ACTIVATE_VERSION written before
+    their records instead of after: the mid-run poll sees live cards marked deleted.
     """
     sandbox = kaiten_sandbox_factory(seed=21, cards=300, rate_limit=0)
     project = make_pipeline(sandbox)
