@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 from kaiten_local.postgres import ROOT, create_database, drop_database
 from kaiten_sandbox import Sandbox
 
-pytest_plugins = ["kaiten_local.pytest_plugin", "kaiten_sandbox.pytest_plugin"]
+# The PostgreSQL and sandbox fixtures come from the root tests/conftest.py.
 
 MELTANO = str(Path(sys.executable).parent / "meltano")
 MARTS = ("spaces", "boards", "board_columns", "cards", "card_column_durations", "sync_status")
