@@ -728,7 +728,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="section 2 runs per size")
     parser.add_argument(
         "--limited",
-        default="300@5,10000@50",
+        default="1000@5,10000@50",
         help="section 1 runs as CARDS@RATE (a 10,000-card full sync at 5/s is ~50 minutes)",
     )
     parser.add_argument("--all-streams-cards", type=int, default=10_000)
@@ -741,7 +741,7 @@ def main() -> int:
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     sizes = args.sizes or ([1_000, 5_000] if args.quick else [10_000, 100_000])
-    limited = "100@5,1000@50" if args.quick and args.limited == "300@5,10000@50" else args.limited
+    limited = "100@5,1000@50" if args.quick and args.limited == "1000@5,10000@50" else args.limited
     all_cards = 1_000 if args.quick else args.all_streams_cards
     command = ".venv/bin/python bench/pipeline_bench.py " + " ".join(sys.argv[1:])
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
