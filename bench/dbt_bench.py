@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from kaiten_local.postgres import ROOT, EmbeddedPostgres, create_database, drop_database
+from kaiten_local.postgres import EmbeddedPostgres, create_database, drop_database
+from kaiten_local.project import PluginsNotInstalledError, scratch_project
 from kaiten_sandbox import Sandbox
 
 MELTANO = str(Path(sys.executable).parent / "meltano")
@@ -54,18 +54,10 @@ COPIED_COLUMNS = {
 
 
 def make_project(root: Path) -> Path:
-    installed = ROOT / ".meltano"
-    for kind in ("extractors", "loaders", "utilities"):
-        if not (installed / kind).is_dir():
-            raise SystemExit(f"Meltano plugins missing ({installed / kind}): run make install")
-    root.mkdir(parents=True)
-    shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
-    for name in ("plugins", "transform", "tap-kaiten"):
-        (root / name).symlink_to(ROOT / name)
-    (root / ".meltano").mkdir()
-    for kind in ("extractors", "loaders", "utilities"):
-        (root / ".meltano" / kind).symlink_to(installed / kind)
-    return root
+    try:
+        return scratch_project(root)
+    except PluginsNotInstalledError as err:
+        raise SystemExit(str(err)) from None
 
 
 class Project:

@@ -48,6 +48,7 @@ import requests
 from psycopg.conninfo import conninfo_to_dict
 
 from kaiten_local.postgres import ROOT, EmbeddedPostgres, create_database, drop_database
+from kaiten_local.project import PluginsNotInstalledError, scratch_project
 
 BIN = Path(sys.executable).parent
 MELTANO = str(BIN / "meltano")
@@ -154,17 +155,10 @@ class Project:
     """A throw-away Meltano project wired to one sandbox and one database."""
 
     def __init__(self, root: Path, env: dict[str, str]) -> None:
-        installed = ROOT / ".meltano"
-        for kind in ("extractors", "loaders", "utilities"):
-            if not (installed / kind).is_dir():
-                raise SystemExit(f"Meltano plugins missing ({installed / kind}): run make install")
-        root.mkdir(parents=True)
-        shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
-        for name in ("plugins", "transform", "tap-kaiten"):
-            (root / name).symlink_to(ROOT / name)
-        (root / ".meltano").mkdir()
-        for kind in ("extractors", "loaders", "utilities"):
-            (root / ".meltano" / kind).symlink_to(installed / kind)
+        try:
+            scratch_project(root)
+        except PluginsNotInstalledError as err:
+            raise SystemExit(str(err)) from None
         self.root = root
         keep = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)}
         keep.pop("DATABASE_URL", None)

@@ -32,24 +32,18 @@ from pathlib import Path
 import psycopg
 import requests
 
-from kaiten_local.postgres import ROOT, EmbeddedPostgres, create_database
+from kaiten_local.postgres import EmbeddedPostgres, create_database
+from kaiten_local.project import PluginsNotInstalledError, scratch_project
 from kaiten_sandbox import Sandbox
 
 SCRUB = ("KAITEN_", "MELTANO_", "TAP_KAITEN", "TARGET_POSTGRES", "DBT_", "PG")
 
 
 def meltano_project(root: Path) -> Path:
-    installed = ROOT / ".meltano"
-    if not all((installed / kind).is_dir() for kind in ("extractors", "loaders", "utilities")):
-        sys.exit("Meltano plugins are not installed: run make install")
-    root.mkdir()
-    shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
-    for name in ("plugins", "transform", "tap-kaiten"):
-        (root / name).symlink_to(ROOT / name)
-    (root / ".meltano").mkdir()
-    for kind in ("extractors", "loaders", "utilities"):
-        (root / ".meltano" / kind).symlink_to(installed / kind)
-    return root
+    try:
+        return scratch_project(root)
+    except PluginsNotInstalledError as err:
+        sys.exit(str(err))
 
 
 def start_service(env: dict[str, str], root: Path) -> tuple[subprocess.Popen[bytes], str]:

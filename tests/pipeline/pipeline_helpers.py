@@ -8,16 +8,14 @@ leak in, and two projects can act as two machines for the lock test.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-import pytest
 
-from kaiten_local.postgres import ROOT
+from kaiten_local.project import scratch_project
 from kaiten_sandbox import Sandbox
 
 MELTANO = str(Path(sys.executable).parent / "meltano")
@@ -79,20 +77,7 @@ class MeltanoProject:
 
 def make_project(root: Path) -> Path:
     """A Meltano project in `root` sharing the repo's installed plugin venvs."""
-    installed = ROOT / ".meltano"
-    for kind in ("extractors", "loaders", "utilities"):
-        if not (installed / kind).is_dir():
-            pytest.fail(
-                f"Meltano plugins are not installed ({installed / kind} missing): run make install"
-            )
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
-    for name in ("plugins", "transform", "tap-kaiten"):
-        (root / name).symlink_to(ROOT / name)
-    (root / ".meltano").mkdir()
-    for kind in ("extractors", "loaders", "utilities"):
-        (root / ".meltano" / kind).symlink_to(installed / kind)
-    return root
+    return scratch_project(root)
 
 
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:

@@ -6,7 +6,6 @@ webhook -> debounced `meltano run kaiten-sync` -> kaiten.cards.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from kaiten_webhooks import SandboxWebhooks
 from psycopg.rows import dict_row
 from service_harness import service_env, start_service
 
-from kaiten_local.postgres import ROOT
+from kaiten_local.project import scratch_project
 
 MELTANO = Path(sys.executable).with_name("meltano")
 # A real sync (tap + loader + dbt build) of a small workspace: generous guards, not targets.
@@ -28,23 +27,9 @@ def meltano_project(root: Path) -> Path:
 
     Keeps a developer's .env, systemdb and state out of the test.
     """
-    installed = ROOT / ".meltano"
-    missing = [
-        kind for kind in ("extractors", "loaders", "utilities") if not (installed / kind).is_dir()
-    ]
-    if missing or not MELTANO.exists():
-        pytest.fail(
-            f"Meltano plugins are not installed ({', '.join(missing) or 'meltano'}): "
-            "run make install"
-        )
-    root.mkdir()
-    shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
-    for name in ("plugins", "transform", "tap-kaiten"):
-        (root / name).symlink_to(ROOT / name)
-    (root / ".meltano").mkdir()
-    for kind in ("extractors", "loaders", "utilities"):
-        (root / ".meltano" / kind).symlink_to(installed / kind)
-    return root
+    if not MELTANO.exists():
+        pytest.fail("Meltano is not installed: run make install")
+    return scratch_project(root)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ state never leak in.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -23,7 +22,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from kaiten_local.postgres import ROOT, create_database, drop_database
+from kaiten_local.postgres import create_database, drop_database
+from kaiten_local.project import scratch_project
 from kaiten_sandbox import Sandbox
 
 # The PostgreSQL and sandbox fixtures come from the root tests/conftest.py.
@@ -87,18 +87,7 @@ class Pipeline:
 
 
 def _make_project(root: Path) -> Path:
-    installed = ROOT / ".meltano"
-    for kind in ("extractors", "loaders", "utilities"):
-        if not (installed / kind).is_dir():
-            pytest.fail(f"Meltano plugins missing ({installed / kind}): run make install")
-    root.mkdir(parents=True)
-    shutil.copy(ROOT / "meltano.yml", root / "meltano.yml")
-    for name in ("plugins", "transform", "tap-kaiten"):
-        (root / name).symlink_to(ROOT / name)
-    (root / ".meltano").mkdir()
-    for kind in ("extractors", "loaders", "utilities"):
-        (root / ".meltano" / kind).symlink_to(installed / kind)
-    return root
+    return scratch_project(root)
 
 
 @pytest.fixture(scope="module")
