@@ -116,6 +116,12 @@ class Sandbox:
     def stats(self) -> dict[str, Any]:
         return self._app.stats.snapshot()
 
+    def requests(self) -> list[dict[str, Any]]:
+        """Same as GET /_sandbox/requests: every API request since the last reset, oldest
+        first: `at` and `answered_at` (epoch seconds), `path`, `status` (None: dropped),
+        `retry_after` (the header sent, if any)."""
+        return self._app.stats.requests()
+
     def reset_stats(self) -> None:
         self._app.stats.reset()
 

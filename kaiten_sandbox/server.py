@@ -108,8 +108,14 @@ def _valid_inject(entry: Any) -> bool:
     )
 
 
+# Requests kept in the log of ``GET /_sandbox/requests``: a long benchmark must not grow it
+# without bound, and tests look at one run of a few thousand requests.
+REQUEST_LOG_SIZE = 50_000
+
+
 class Stats:
-    """Counters a test or benchmark reads back through ``GET /_sandbox/stats``."""
+    """Counters a test or benchmark reads back through ``GET /_sandbox/stats``, and the
+    request log of ``GET /_sandbox/requests``."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -127,10 +133,21 @@ class Stats:
             self.webhooks_sent = 0
             self.webhooks_failed = 0
             self._window: deque[float] = deque()
+            self.log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
 
-    def record(self, path: str, token: str) -> None:
+    def record(self, path: str, token: str) -> dict[str, Any]:
+        """Count a request; returns its log entry, which `answered` completes."""
         now = time.monotonic()
+        # Wall-clock times: a test compares them with Retry-After HTTP dates.
+        entry: dict[str, Any] = {
+            "at": time.time(),
+            "path": path,
+            "status": None,
+            "answered_at": None,
+            "retry_after": None,
+        }
         with self.lock:
+            self.log.append(entry)
             self.requests_total += 1
             self.requests_by_path[path] = self.requests_by_path.get(path, 0) + 1
             self.requests_by_token[token] = self.requests_by_token.get(token, 0) + 1
@@ -139,6 +156,16 @@ class Stats:
             while window and window[0] <= now - 1.0:
                 window.popleft()
             self.max_in_1s = max(self.max_in_1s, len(window))
+        return entry
+
+    @staticmethod
+    def answered(entry: dict[str, Any], code: int, retry_after: str | None) -> None:
+        """The answer to a logged request left (a dropped request keeps status None)."""
+        entry.update(status=code, answered_at=time.time(), retry_after=retry_after)
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(entry) for entry in self.log]
 
     def status(self, code: int) -> None:
         with self.lock:
@@ -798,6 +825,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "kaiten-sandbox"
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
+    # The request log entry of the API request being answered (see Stats.record).
+    log_entry: dict[str, Any] | None = None
 
     def version_string(self) -> str:
         return self.server_version
@@ -874,7 +903,7 @@ class Handler(BaseHTTPRequestHandler):
     def _api(self, app: App, method: str, rel: str, path: str, q: dict[str, str]) -> None:
         auth = self.headers.get("Authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        app.stats.record(path, token)
+        self.log_entry = app.stats.record(path, token)
         config = app.config
 
         injected = app.take_injected(path)
@@ -951,6 +980,7 @@ class Handler(BaseHTTPRequestHandler):
             "/_sandbox/state": {"GET": lambda: json_response(app.ws.truth(_streams(query)))},
             "/_sandbox/stats": {"GET": lambda: json_response(app.stats.snapshot())},
             "/_sandbox/stats/reset": {"POST": lambda: (app.stats.reset(), json_response({}))[1]},
+            "/_sandbox/requests": {"GET": lambda: json_response(app.stats.requests())},
             "/_sandbox/config": {
                 "GET": lambda: json_response(asdict(app.config)),
                 "POST": lambda: json_response(app.configure(_json_body(body))),
@@ -976,6 +1006,11 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, response: Response) -> None:
         if not self.path.startswith("/_sandbox"):
             self.server.app.stats.status(response.status)
+        entry, self.log_entry = self.log_entry, None
+        if entry is not None:
+            self.server.app.stats.answered(
+                entry, response.status, response.headers.get("Retry-After")
+            )
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))

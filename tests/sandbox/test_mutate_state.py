@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 import requests
 
 from kaiten_sandbox import Sandbox
@@ -163,6 +166,34 @@ def test_stats_count_requests_by_path_and_token_and_reset(kaiten_sandbox, api):
     assert stats["responses_by_status"] == {"200": 2, "401": 1}
     requests.post(f"{kaiten_sandbox.base_url}/_sandbox/stats/reset")
     assert kaiten_sandbox.stats()["requests_total"] == 0
+
+
+def test_request_log_times_each_request_and_its_answer(kaiten_sandbox, api):
+    """What a test needs to check waits: when each request came, when and how it was
+    answered, the Retry-After sent; a dropped request has no status."""
+    kaiten_sandbox.configure(
+        inject=[
+            {"count": 1, "status": 429, "headers": {"Retry-After": "7"}, "path": "/tags"},
+            {"count": 1, "drop": True, "path": "/users"},
+        ]
+    )
+    kaiten_sandbox.reset_stats()
+    started = time.time()
+    assert api.get(f"{kaiten_sandbox.api_url}/tags").status_code == 429
+    with pytest.raises(requests.exceptions.ConnectionError):
+        api.get(f"{kaiten_sandbox.api_url}/users")
+    assert api.get(f"{kaiten_sandbox.api_url}/tags").status_code == 200
+    log = requests.get(f"{kaiten_sandbox.base_url}/_sandbox/requests").json()
+    assert log == kaiten_sandbox.requests()
+    assert [(e["path"], e["status"], e["retry_after"]) for e in log] == [
+        ("/api/latest/tags", 429, "7"),
+        ("/api/latest/users", None, None),
+        ("/api/latest/tags", 200, None),
+    ]
+    assert started <= log[0]["at"] <= log[0]["answered_at"] <= log[1]["at"] <= log[2]["at"]
+    assert log[1]["answered_at"] is None
+    kaiten_sandbox.reset_stats()
+    assert kaiten_sandbox.requests() == []
 
 
 def test_config_endpoint_reads_and_changes_settings(kaiten_sandbox):
