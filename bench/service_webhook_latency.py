@@ -33,10 +33,8 @@ import psycopg
 import requests
 
 from kaiten_local.postgres import EmbeddedPostgres, create_database
-from kaiten_local.project import PluginsNotInstalledError, scratch_project
+from kaiten_local.project import PluginsNotInstalledError, clean_environ, scratch_project
 from kaiten_sandbox import Sandbox
-
-SCRUB = ("KAITEN_", "MELTANO_", "TAP_KAITEN", "TARGET_POSTGRES", "DBT_", "PG")
 
 
 def meltano_project(root: Path) -> Path:
@@ -97,7 +95,7 @@ def main() -> int:
     sandbox = Sandbox(seed=5, cards=args.cards, rate_limit=args.api_rate).start(port=0)
     project = meltano_project(tmp / "project")
     secret = secrets.token_urlsafe(24)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB) and k != "DATABASE_URL"}
+    env = clean_environ()
     env.update(
         KAITEN_WEBHOOK_SECRET=secret,
         KAITEN_PROJECT_ROOT=str(project),

@@ -7,7 +7,11 @@ system database and stored state stay out of them, while the plugin venvs that
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kaiten_local.postgres import ROOT
@@ -38,3 +42,61 @@ def scratch_project(root: Path) -> Path:
     for kind in PLUGIN_KINDS:
         (root / ".meltano" / kind).symlink_to(installed / kind)
     return root
+
+
+# Whatever a developer exported must not steer a pipeline under test or benchmark.
+_SCRUBBED_PREFIXES = ("KAITEN_", "TAP_KAITEN", "TARGET_POSTGRES", "DBT_", "MELTANO_", "PG")
+_SCRUBBED = frozenset({"DATABASE_URL", "TEST_DATABASE_URL"})
+MELTANO = str(Path(sys.executable).parent / "meltano")
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any Kaiten, Meltano, dbt or libpq setting."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
+    }
+
+
+@dataclass
+class ScratchProject:
+    """A scratch Meltano project (see `scratch_project`) and the settings its runs get."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def _environ(self, env: dict[str, str] | None) -> dict[str, str]:
+        merged = clean_environ() | self.env | (env or {})
+        # None in an override removes a setting for that one run.
+        return {key: value for key, value in merged.items() if value is not None}
+
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """`meltano <args>` in this project; the caller judges the outcome."""
+        return subprocess.run(  # noqa: S603 - our own meltano; arguments from tests and benchmarks
+            [MELTANO, *args],
+            cwd=self.root,
+            env=self._environ(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            input=stdin,
+        )
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """`meltano <args>` started in the background, output piped."""
+        return subprocess.Popen(  # noqa: S603 - our own meltano; arguments from tests and benchmarks
+            [MELTANO, *args],
+            cwd=self.root,
+            env=self._environ(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )

@@ -7,72 +7,22 @@ leak in, and two projects can act as two machines for the lock test.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
-from kaiten_local.project import scratch_project
+from kaiten_local.project import MELTANO, ScratchProject, clean_environ, scratch_project
 from kaiten_sandbox import Sandbox
 
-MELTANO = str(Path(sys.executable).parent / "meltano")
 STATE_ID = "dev:tap-kaiten-to-target-postgres"
 EL = ("tap-kaiten", "target-postgres")
 
-# Whatever a developer exported must not steer the pipeline under test.
-_SCRUBBED_PREFIXES = ("KAITEN_", "TAP_KAITEN", "TARGET_POSTGRES", "DBT_", "MELTANO_", "PG")
-_SCRUBBED = {"DATABASE_URL", "TEST_DATABASE_URL"}
-
-
-def base_env() -> dict[str, str]:
-    return {
-        key: value
-        for key, value in os.environ.items()
-        if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
-    }
-
-
-@dataclass
-class MeltanoProject:
-    """A throw-away Meltano project wired to one sandbox and one database."""
-
-    root: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    def run(
-        self,
-        *args: str,
-        env: dict[str, str] | None = None,
-        timeout: float = 600,
-        stdin: str | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        full_env = base_env() | self.env | (env or {})
-        full_env = {k: v for k, v in full_env.items() if v is not None}
-        return subprocess.run(
-            [MELTANO, *args],
-            cwd=self.root,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            input=stdin,
-        )
-
-    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        full_env = base_env() | self.env | (env or {})
-        full_env = {k: v for k, v in full_env.items() if v is not None}
-        return subprocess.Popen(
-            [MELTANO, *args],
-            cwd=self.root,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+# A throw-away Meltano project wired to one sandbox and one database.
+MeltanoProject = ScratchProject
+base_env = clean_environ
+__all__ = ["MELTANO", "MeltanoProject", "base_env"]
 
 
 def make_project(root: Path) -> Path:

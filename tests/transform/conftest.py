@@ -9,12 +9,9 @@ state never leak in.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,42 +20,24 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from kaiten_local.postgres import create_database, drop_database
-from kaiten_local.project import scratch_project
+from kaiten_local.project import ScratchProject, scratch_project
 from kaiten_sandbox import Sandbox
 
 # The PostgreSQL and sandbox fixtures come from the root tests/conftest.py.
 
-MELTANO = str(Path(sys.executable).parent / "meltano")
 MARTS = ("spaces", "boards", "board_columns", "cards", "card_column_durations", "sync_status")
-# A developer's exported settings must not steer the pipeline under test.
-_SCRUBBED_PREFIXES = ("KAITEN_", "TAP_KAITEN", "TARGET_POSTGRES", "DBT_", "MELTANO_", "PG")
-_SCRUBBED = {"DATABASE_URL", "TEST_DATABASE_URL"}
 
 
 @dataclass
 class Pipeline:
     """One Meltano project wired to one sandbox and one database."""
 
-    root: Path
-    env: dict[str, str]
+    project: ScratchProject
     database_url: str
 
     def meltano_result(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """Run meltano in this project; the caller judges the outcome."""
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
-        } | self.env
-        return subprocess.run(
-            [MELTANO, *args],
-            cwd=self.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return self.project.run(*args, timeout=timeout)
 
     def meltano(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """Run meltano in this project and require success."""
@@ -86,10 +65,6 @@ class Pipeline:
             conn.execute(sql, params)  # type: ignore[arg-type]
 
 
-def _make_project(root: Path) -> Path:
-    return scratch_project(root)
-
-
 @pytest.fixture(scope="module")
 def pipeline_factory(
     postgres_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -100,7 +75,7 @@ def pipeline_factory(
     def make(sandbox: Sandbox) -> Pipeline:
         url = create_database(postgres_url)
         databases.append(str(conninfo_to_dict(url)["dbname"]))
-        root = _make_project(tmp_path_factory.mktemp("meltano") / "project")
+        root = scratch_project(tmp_path_factory.mktemp("meltano") / "project")
         env = {
             "KAITEN_API_URL": sandbox.base_url,
             "KAITEN_API_TOKEN": sandbox.token,
@@ -110,7 +85,7 @@ def pipeline_factory(
             # dbt writes its logs into transform/ (shared) unless told otherwise.
             "DBT_LOG_PATH": str(root / ".meltano" / "dbt-logs"),
         }
-        return Pipeline(root=root, env=env, database_url=url)
+        return Pipeline(project=ScratchProject(root, env), database_url=url)
 
     yield make
     for name in databases:
