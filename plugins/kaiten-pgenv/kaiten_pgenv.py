@@ -145,7 +145,7 @@ def target_postgres() -> None:
     merged = _client_env("kaiten-target-postgres")
     os.environ.clear()
     os.environ.update(merged)
-    from kaiten_target_postgres import main as run_target  # noqa: PLC0415
+    from kaiten_target_postgres import main as run_target
 
     run_target()
 

@@ -1,13 +1,26 @@
-"""target-postgres with soft deletes that work on tables that have a `version` column.
+"""target-postgres with a correct soft delete and a faster, UTC-exact upsert.
 
-target-postgres 0.8.1 marks rows deleted after ACTIVATE_VERSION with an UPDATE whose
-bind parameter is named `version`. SQLAlchemy reserves bind names that equal a column
-name in an UPDATE, and Kaiten cards have their own `version` column, so every soft
-delete of `kaiten.cards` fails with a CompileError. This subclass does the same
-UPDATE with SQLAlchemy's anonymous bind names; everything else is target-postgres.
+Two changes to MeltanoLabs target-postgres 0.8.1, everything else (settings, table and
+column creation, schema evolution, `_sdc_*` columns, activate_version) is the target's:
+
+1. Soft delete. 0.8.1 marks rows deleted after ACTIVATE_VERSION with an UPDATE whose
+   bind parameter is named `version`. SQLAlchemy reserves bind names that equal a column
+   name in an UPDATE, and Kaiten cards have their own `version` column, so every soft
+   delete of `kaiten.cards` fails with a CompileError. This sink does the same UPDATE
+   with SQLAlchemy's anonymous bind names.
+2. Loading a batch (issue #7: the target was most of a full sync's time). 0.8.1 COPYs the
+   batch into a temp table, INSERTs the rows missing from the table, then UPDATEs every
+   matched row, including each row it has just inserted; on the way it serialises every
+   jsonb value with simplejson, calls a sanitiser per value and scans every field of every
+   record for timestamps. Here: one `INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`
+   (rows that differ only), jsonb through msgspec, the per-column work planned once per
+   schema, and Singer lines read with the SDK's msgspec reader. The COPY path of 0.8.1
+   also writes an aware datetime into a `timestamp` column as text with its offset, which
+   PostgreSQL drops (10:00+03:00 would load as 10:00); here every datetime is converted to
+   UTC first, as the INSERT path (session time zone UTC) already did.
 
 It is tied to the pinned release: on any other version it stops with a message, so an
-upgrade is a decision (check whether upstream fixed it) rather than a silent change.
+upgrade is a decision (check whether upstream fixed these) rather than a silent change.
 
 Imported only inside the loader's own virtualenv, where target-postgres is installed.
 """
@@ -16,17 +29,224 @@ from __future__ import annotations
 
 import datetime
 import sys
+import typing as t
 from importlib.metadata import version
 
+import msgspec
 import sqlalchemy
+from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.helpers._compat import (
+    date_fromisoformat,
+    datetime_fromisoformat,
+    time_fromisoformat,
+)
+from singer_sdk.helpers._typing import (
+    get_datelike_property_type,
+    handle_invalid_timestamp_in_record,
+)
+from sqlalchemy.dialects import postgresql
 from target_postgres.sinks import PostgresSink
 from target_postgres.target import TargetPostgres
 
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
+
 PINNED = "0.8.1"
+UTC = datetime.timezone.utc  # noqa: UP017 - the package still declares Python 3.9
+_PARSERS = {
+    "date-time": datetime_fromisoformat,
+    "date": date_fromisoformat,
+    "time": time_fromisoformat,
+}
 
 
-class SoftDeletePostgresSink(PostgresSink):
-    """PostgresSink whose soft delete doesn't collide with a column called `version`."""
+def _encode_json(value: object) -> str:
+    """jsonb text as the SDK's serialize_json gives it (Decimal as a number, else str)."""
+    return _JSON.encode(value).decode()
+
+
+def _json_fallback(obj: object) -> object:
+    return obj.isoformat(sep="T") if isinstance(obj, datetime.datetime) else str(obj)
+
+
+_JSON = msgspec.json.Encoder(enc_hook=_json_fallback, decimal_format="number")
+
+
+class KaitenPostgresSink(PostgresSink):
+    """PostgresSink with the soft-delete fix and the single-statement upsert."""
+
+    # --- reading records --------------------------------------------------------------
+
+    def _parse_timestamps_in_record(
+        self,
+        record: dict,
+        schema: dict,
+        treatment: DatetimeErrorTreatmentEnum,
+    ) -> None:
+        # The SDK asks every field of every record whether its schema is date-like (97
+        # fields a card); the answer depends on the schema only, so ask once per schema.
+        plan = self._datelike_plan(schema)
+        properties = plan["properties"]
+        if not plan["additional"] and not properties.issuperset(record):
+            for key in record.keys() - properties:
+                if record[key] is not None and key not in self._warned_missing_fields:
+                    self.logger.warning("No schema for record field '%s'", key)
+                    self._warned_missing_fields.add(key)
+        for key, kind in plan["datelike"]:
+            value = record.get(key)
+            if value is None:
+                continue
+            try:
+                record[key] = _PARSERS[kind](value)
+            except ValueError as ex:
+                record[key] = handle_invalid_timestamp_in_record(
+                    record, [key], value, kind, ex, treatment, self.logger
+                )
+
+    def _datelike_plan(self, schema: dict) -> dict[str, t.Any]:
+        cached = getattr(self, "_kaiten_datelike", None)
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        properties = schema["properties"]
+        plan = {
+            "properties": frozenset(properties),
+            "additional": bool(schema.get("additionalProperties", False)),
+            "datelike": [
+                (key, kind)
+                for key, prop in properties.items()
+                if (kind := get_datelike_property_type(prop)) in _PARSERS
+            ],
+        }
+        self._kaiten_datelike = (schema, plan)
+        return plan
+
+    # --- writing a batch --------------------------------------------------------------
+
+    def bulk_insert_records(  # type: ignore[override]
+        self,
+        table: sqlalchemy.Table,
+        schema: dict[str, t.Any],
+        records: t.Iterable[dict[str, t.Any]],
+        primary_keys: t.Sequence[str],
+        connection: sqlalchemy.engine.Connection,
+    ) -> int | None:
+        if not self.config["use_copy"]:
+            return super().bulk_insert_records(table, schema, records, primary_keys, connection)
+        columns = self.column_representation(schema)
+        names = [column.name for column in columns]
+        if self.append_only is False:
+            # The last record of a key wins, as in target-postgres (ON CONFLICT also
+            # refuses to touch one row twice in a statement).
+            latest: dict[tuple[t.Any, ...], dict[str, t.Any]] = {}
+            for record in records:
+                latest[tuple(record[key] for key in primary_keys)] = record
+            records = latest.values()
+        # jsonb turns None into JSON null, as SQLAlchemy's JSON type (none_as_null=False)
+        # does in target-postgres; other columns keep None as SQL NULL.
+        always, non_null = [], []
+        for i, column in enumerate(columns):
+            convert = self._converter(column, connection.dialect)
+            if isinstance(column.type, sqlalchemy.JSON):
+                always.append((i, convert))
+            elif convert is not None:
+                non_null.append((i, convert))
+        quoted = ", ".join(f'"{name}"' for name in names)
+        statement = f'COPY "{table.name}" ({quoted}) FROM STDIN'
+        self.logger.info("Inserting with SQL: %s", statement)
+        with connection.connection.cursor().copy(statement) as copy:
+            for record in records:
+                row = [record.get(name) for name in names]
+                for i, convert in always:
+                    row[i] = convert(row[i])
+                for i, convert in non_null:
+                    if row[i] is not None:
+                        row[i] = convert(row[i])
+                copy.write_row(row)
+        return True
+
+    def _converter(
+        self, column: sqlalchemy.Column, dialect: sqlalchemy.Dialect
+    ) -> t.Callable[[t.Any], t.Any] | None:
+        """What a value of this column becomes before COPY; None: the value as it is."""
+        sanitize = self.connector.sanitize_null_text_characters
+        kind = column.type
+        if isinstance(kind, sqlalchemy.JSON):
+            if not sanitize:
+                return _encode_json
+
+            def jsonb(value: t.Any) -> str:
+                text = _encode_json(value)
+                # U+0000 inside jsonb text can only show as the escape \u0000; only then
+                # sanitise the way target-postgres does (strings one level down) and encode
+                # again. A literal backslash-u0000 only costs a needless second pass.
+                if "\\u0000" in text:
+                    text = _encode_json(self.sanitize_null_text_characters(value))
+                return text
+
+            return jsonb
+        processor = kind.bind_processor(dialect)
+        if isinstance(kind, sqlalchemy.DateTime):
+            return _compose(_utc_naive, processor)
+        if isinstance(kind, _NO_TEXT_TYPES) or not sanitize:
+            # A string with a NUL can't load into these types whether or not it is
+            # sanitised, so the sanitiser is skipped for them.
+            return processor
+        return _compose(_sanitize_value(self), processor)
+
+    def upsert(
+        self,
+        from_table: sqlalchemy.Table,
+        to_table: sqlalchemy.Table,
+        schema: dict[str, t.Any],
+        join_keys: t.Sequence[str],
+        connection: sqlalchemy.engine.Connection,
+    ) -> int | None:
+        if self.append_only or not self._has_unique_key(to_table, join_keys, connection):
+            # No unique index on the key to conflict on: the target's two statements.
+            return super().upsert(from_table, to_table, schema, join_keys, connection)
+        statement = postgresql.insert(to_table).from_select(
+            [column.name for column in from_table.columns],
+            sqlalchemy.select(*from_table.columns),
+        )
+        updated = [name for name in self.schema["properties"] if name not in join_keys]
+        if updated:
+            current = sqlalchemy.tuple_(*(to_table.c[name] for name in updated))
+            incoming = sqlalchemy.tuple_(*(statement.excluded[name] for name in updated))
+            statement = statement.on_conflict_do_update(
+                index_elements=list(join_keys),
+                set_={name: statement.excluded[name] for name in updated},
+                # A re-read row identical to the stored one is left alone (no dead tuple).
+                where=current.is_distinct_from(incoming),
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=list(join_keys))
+        connection.execute(statement)
+        return None
+
+    def _has_unique_key(
+        self,
+        table: sqlalchemy.Table,
+        join_keys: t.Sequence[str],
+        connection: sqlalchemy.engine.Connection,
+    ) -> bool:
+        """Whether a unique index covers exactly the key columns (ON CONFLICT needs one)."""
+        cached = getattr(self, "_kaiten_unique_key", None)
+        if cached is not None and cached[0] == (table.schema, table.name, tuple(join_keys)):
+            return cached[1]
+        rows = connection.execute(
+            sqlalchemy.text(
+                "select array_agg(a.attname::text) from pg_index i"
+                " join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)"
+                " where i.indrelid = cast(:table as regclass) and i.indisunique"
+                " and i.indpred is null and i.indexprs is null group by i.indexrelid"
+            ),
+            {"table": f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'},
+        ).all()
+        found = any(set(row[0]) == set(join_keys) for row in rows)
+        self._kaiten_unique_key = ((table.schema, table.name, tuple(join_keys)), found)
+        return found
+
+    # --- soft delete ------------------------------------------------------------------
 
     def activate_version(self, new_version: int) -> None:
         if not self.config.get("activate_version", True) or self.config.get("hard_delete"):
@@ -50,7 +270,7 @@ class SoftDeletePostgresSink(PostgresSink):
             deleted_at = table.c[self.soft_delete_column_name]
             connection.execute(
                 sqlalchemy.update(table)
-                .values({deleted_at: datetime.datetime.now(tz=datetime.timezone.utc)})
+                .values({deleted_at: datetime.datetime.now(tz=UTC)})
                 .where(
                     sqlalchemy.or_(row_version < new_version, row_version.is_(None)),
                     deleted_at.is_(None),
@@ -58,10 +278,41 @@ class SoftDeletePostgresSink(PostgresSink):
             )
 
 
-class KaitenTargetPostgres(TargetPostgres):
-    """The MeltanoLabs target, same name and settings, with the soft-delete fix."""
+_NO_TEXT_TYPES = (sqlalchemy.Integer, sqlalchemy.Boolean, sqlalchemy.Numeric, sqlalchemy.Date)
 
-    default_sink_class = SoftDeletePostgresSink
+
+def _compose(
+    first: t.Callable[[t.Any], t.Any], then: t.Callable[[t.Any], t.Any] | None
+) -> t.Callable[[t.Any], t.Any]:
+    return first if then is None else lambda value: then(first(value))
+
+
+def _utc_naive(value: t.Any) -> t.Any:
+    """An aware datetime as the UTC wall time a `timestamp` column stores."""
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _sanitize_value(sink: PostgresSink) -> t.Callable[[t.Any], t.Any]:
+    """target-postgres's NUL sanitiser, skipped for the values that can't hold a NUL."""
+
+    def sanitize(value: t.Any) -> t.Any:
+        if type(value) is str:
+            return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        if isinstance(value, (dict, list)):
+            return sink.sanitize_null_text_characters(value)
+        return value
+
+    return sanitize
+
+
+class KaitenTargetPostgres(TargetPostgres):
+    """The MeltanoLabs target, same name and settings, with the sink above."""
+
+    default_sink_class = KaitenPostgresSink
+    # The SDK's msgspec reader: same messages (floats as Decimal), decoded in C.
+    message_reader_class = MsgSpecReader
 
 
 def main() -> None:
@@ -69,8 +320,8 @@ def main() -> None:
     if installed != PINNED:
         print(
             f"error: kaiten_target_postgres was written for meltanolabs-target-postgres=={PINNED}, "
-            f"found {installed}: check whether its soft delete still needs the fix, then update "
-            "plugins/kaiten-pgenv",
+            f"found {installed}: check whether its soft delete and upsert still need the "
+            "changes, then update plugins/kaiten-pgenv",
             file=sys.stderr,
         )
         sys.exit(2)
