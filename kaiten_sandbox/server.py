@@ -7,6 +7,7 @@ dependency, and fast enough that the server is never the pipeline's bottleneck.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import math
 import queue
 import random
@@ -85,7 +86,7 @@ _CONFIG_TYPES: dict[str, Callable[[Any], bool]] = {
 }
 _INJECT_KEYS = {
     "count", "status", "headers", "body", "content_type",
-    "drop", "empty_body", "latency_ms", "path",
+    "drop", "empty_body", "latency_ms", "path", "retry_after_date_in",
 }  # fmt: skip
 
 
@@ -105,6 +106,7 @@ def _valid_inject(entry: Any) -> bool:
         and isinstance(entry.get("content_type", ""), str)
         and isinstance(entry.get("path", ""), str)
         and isinstance(entry.get("latency_ms", 0), int)
+        and isinstance(entry.get("retry_after_date_in", 0), int)
     )
 
 
@@ -923,6 +925,10 @@ class Handler(BaseHTTPRequestHandler):
                     raw = body.encode()
                     ctype = injected.get("content_type") or _guess_content_type(raw)
                 headers = {k: str(v) for k, v in injected.get("headers", {}).items()}
+                if "retry_after_date_in" in injected:
+                    # An HTTP date that lies ahead when it is served, however late that is.
+                    when = time.time() + injected["retry_after_date_in"]
+                    headers["Retry-After"] = email.utils.formatdate(when, usegmt=True)
                 self._send(Response(status, raw, ctype, headers))
                 return
         if app.chance(config.drop_rate):

@@ -6,6 +6,7 @@ suite's: tests/pipeline/pipeline_helpers.py and truth.py are imported, not copie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -230,6 +231,51 @@ class Background:
 
     def poll(self) -> int | None:
         return self.proc.poll()
+
+
+def kill_run(run: Background) -> None:
+    """SIGKILL a run and every process it started."""
+    try:
+        procs = [*psutil.Process(run.pid).children(recursive=True), psutil.Process(run.pid)]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    run.proc.wait()
+
+
+CARD_LIST = "/api/latest/cards"
+
+
+def run_with_card_request_budget(
+    project: Any, sandbox: Any, budget: int, *args: str, timeout: float = 600
+) -> tuple[int, str, str]:
+    """A `meltano run` stopped (and failed) as soon as it makes more than `budget` /cards
+    list requests: a tap paging in circles fails in seconds, not on a timeout."""
+    base = sandbox.stats()["requests_by_path"].get(CARD_LIST, 0)
+
+    def made() -> int:
+        return sandbox.stats()["requests_by_path"].get(CARD_LIST, 0) - base
+
+    run = Background(project, *args)
+    if wait_until(lambda: made() > budget, run, timeout):
+        kill_run(run)
+        raise AssertionError(
+            f"the tap made more than {budget} /cards requests for "
+            f"{len(sandbox.truth('cards')['cards'])} cards: it pages in circles"
+        )
+    return finish(run, timeout=60)
+
+
+def why_it_failed(stderr: str, lines: int = 12) -> str:
+    """The error lines of a failed run's output (the tail alone is the loader's metrics)."""
+    found = [
+        line[:400]
+        for line in stderr.splitlines()
+        if ("error" in line.lower() or "exception" in line.lower()) and "METRIC" not in line
+    ]
+    return "\n".join(found[-lines:]) or stderr[-3000:]
 
 
 def finish(run: Background, timeout: float = 600) -> tuple[int, str, str]:

@@ -13,7 +13,9 @@ from reliability_kit import (
     committed_bookmarks,
     duplicate_keys,
     finish,
+    run_with_card_request_budget,
     wait_until,
+    why_it_failed,
 )
 
 
@@ -77,15 +79,20 @@ def test_tie_group_on_the_bookmark_is_not_skipped_by_the_next_run(
     """Cards that share the bookmark's millisecond but were not loaded yet (a bulk edit
     stamped in the same ms) are picked up: the bookmark keeps (updated, id), not just updated.
 
-    Mutation tried (RELIABILITY_TAP_SOURCE): CardsPaginator.get_next re-anchoring past the
-    millisecond instead of walking the tie group by offset: the run never ends and the test
-    fails on its 600 s timeout.
+    Mutations tried (RELIABILITY_TAP_SOURCE, tests/reliability/README.md): a tie group
+    re-anchored instead of walked by offset (the tap pages in circles: fails on the request
+    budget in seconds); re-anchoring past the millisecond (fails naming the missing ids).
     """
     sandbox = kaiten_sandbox_factory(seed=42, cards=300, rate_limit=0)
     project = make_pipeline(sandbox)
+    # Pages of 100 overlapping by 10 take 4 requests for 300 cards, plus one per partition
+    # to see the end: 20 is generous, and a tap paging in circles passes it at once.
+    budget = 20
     sandbox.mutate(seed=7, touch_same_ms=250)  # one ms holds most cards: several pages
-    assert_ok(project.run("run", *EL))
+    code, _, err = run_with_card_request_budget(project, sandbox, budget, "run", *EL)
+    assert code == 0, why_it_failed(err)
     assert_tables_equal_truth(database_url, sandbox.truth())
     sandbox.mutate(seed=8, touch_same_ms=40, update=10)
-    assert_ok(project.run("run", *EL))
+    code, _, err = run_with_card_request_budget(project, sandbox, budget, "run", *EL)
+    assert code == 0, why_it_failed(err)
     assert_tables_equal_truth(database_url, sandbox.truth())

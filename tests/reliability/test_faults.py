@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import email.utils
+import itertools
 import json
-import time
+from typing import Any
 
 from reliability_kit import (
     EL,
@@ -17,6 +18,42 @@ from reliability_kit import (
 )
 
 RATE_LIMIT = 40  # requests per second the tap is told to keep to (the sandbox measures it)
+# The sandbox stamps times with time.time(), the tap sleeps on time.monotonic().
+CLOCK_SLACK = 0.01
+
+
+def expected_wait(entry: dict[str, Any]) -> tuple[float, str]:
+    """Earliest moment the next request may follow a 429, and the rule that says so.
+
+    Seconds N: N (0 counts as 1, so a client can't hammer the API); an HTTP date: that
+    moment, at least 1 s on; missing: the first back-off step, 1 s less its 20 % jitter
+    (the tap's choice: Kaiten always sends Retry-After with its 429s).
+    """
+    answered, header = entry["answered_at"], entry["retry_after"]
+    if header is None:
+        return answered + 0.8, "no Retry-After: back-off >= 0.8 s"
+    try:
+        return answered + max(float(header), 1.0), f"Retry-After {header}"
+    except ValueError:
+        until = email.utils.parsedate_to_datetime(header).timestamp()
+        return max(until, answered + 1.0), f"Retry-After {header} (date)"
+
+
+def retry_after_ignored(log: list[dict[str, Any]]) -> list[str]:
+    """429s followed by a request sooner than their Retry-After allows (the tap runs one
+    request at a time: the next request in the log is the next on that token)."""
+    problems = []
+    for entry, following in itertools.pairwise(log):
+        if entry["status"] != 429:
+            continue
+        earliest, rule = expected_wait(entry)
+        waited = following["at"] - entry["answered_at"]
+        if following["at"] < earliest - CLOCK_SLACK:
+            problems.append(
+                f"429 on {entry['path']} ({rule}): next request ({following['path']}) "
+                f"{waited:.3f} s later, {earliest - following['at']:.3f} s too soon"
+            )
+    return problems
 
 
 def test_full_run_under_random_faults_equals_truth_within_the_rate_limit(
@@ -24,22 +61,24 @@ def test_full_run_under_random_faults_equals_truth_within_the_rate_limit(
 ):
     """10 % 500/502/503, 2 % dropped connections, 5 % empty 200 bodies, slow answers, and
     429 bursts with Retry-After as seconds, an HTTP date, 0 and missing: the run completes,
-    every table equals the truth and no 1-second window ever held more than the limit.
+    every table equals the truth, no 1-second window ever held more than the limit, and
+    no request followed a 429 sooner than its Retry-After said.
 
-    Mutation tried (RELIABILITY_TAP_SOURCE, MAX_ATTEMPTS = 1 in the tap's client): the run
-    fails on the first scripted 429 and the test fails.
+    Mutations tried (RELIABILITY_TAP_SOURCE, see tests/reliability/README.md): MAX_ATTEMPTS
+    = 1 in the tap's client (the run fails on the first scripted 429); the client ignoring
+    Retry-After (fails on "next request ... too soon").
     """
     sandbox = kaiten_sandbox_factory(seed=11, cards=150, rate_limit=RATE_LIMIT)
     project = make_pipeline(sandbox, TAP_KAITEN_REQUESTS_PER_SECOND=str(RATE_LIMIT))
-    soon = email.utils.formatdate(time.time() + 1, usegmt=True)
     sandbox.configure(
         fault_rate=0.10,
         drop_rate=0.02,
         empty_body_rate=0.05,
         latency_ms=5,
         inject=[
-            {"count": 3, "status": 429, "headers": {"Retry-After": "1"}, "path": "/cards"},
-            {"count": 2, "status": 429, "headers": {"Retry-After": soon}, "path": "/users"},
+            {"count": 3, "status": 429, "headers": {"Retry-After": "2"}, "path": "/cards"},
+            # an HTTP date 3 s after the answer (2-3 s: dates have whole seconds)
+            {"count": 2, "status": 429, "retry_after_date_in": 3, "path": "/users"},
             {"count": 2, "status": 429, "headers": {"Retry-After": "0"}, "path": "/tags"},
             {"count": 2, "status": 429, "path": "/card-types"},
             {"count": 1, "latency_ms": 1500, "path": "/spaces"},
@@ -51,6 +90,7 @@ def test_full_run_under_random_faults_equals_truth_within_the_rate_limit(
 
     assert_ok(result)
     stats = sandbox.stats()
+    log = sandbox.requests()
     sandbox.configure(fault_rate=0, drop_rate=0, empty_body_rate=0, latency_ms=0)
     assert_tables_equal_truth(database_url, sandbox.truth(), full=True)
     assert not duplicate_keys(database_url)
@@ -62,6 +102,12 @@ def test_full_run_under_random_faults_equals_truth_within_the_rate_limit(
     # every 429 was a scripted one: a 429 the tap caused itself would mean it ignored the
     # limit it was given (the sandbox enforces the same limit)
     assert stats["rate_limited"] == by_status["429"] == 9, stats
+    served = [e["retry_after"] for e in log if e["status"] == 429]
+    dated = [value for value in served if value and value.endswith("GMT")]
+    assert len(dated) == 2, served
+    assert sorted(set(served) - set(dated), key=str) == ["0", "2", None], served
+    ignored = retry_after_ignored(log)
+    assert not ignored, "Retry-After not obeyed:\n" + "\n".join(ignored)
 
 
 def test_faults_beyond_the_retry_budget_fail_clearly_and_the_next_run_completes(
@@ -70,8 +116,8 @@ def test_faults_beyond_the_retry_budget_fail_clearly_and_the_next_run_completes(
     """Every retry of one card's history answered 503: the run stops with one clear line and
     a non-zero exit; the cards already loaded keep their bookmark; the next run finishes.
 
-    Mutation not tried (needs kaiten_state/ edited): without the partial-state save the
-    bookmark assertion after the failed run fails.
+    Mutation tried (tests/reliability/README.md): the card child streams swallowing the
+    exhausted-retry error: fails on "the run exited 0 ...".
     """
     sandbox = kaiten_sandbox_factory(seed=12, cards=300, rate_limit=0)
     project = make_pipeline(sandbox)
@@ -96,7 +142,10 @@ def test_faults_beyond_the_retry_budget_fail_clearly_and_the_next_run_completes(
 
     failed = project.run("run", *EL)
 
-    assert failed.returncode != 0
+    assert failed.returncode != 0, (
+        f"the run exited 0 although every attempt at card {victim}'s history failed: "
+        "the exhausted retries were swallowed"
+    )
     lines = [
         line for line in failed.stderr.splitlines() if "Kaiten API Error" in line or "503" in line
     ]

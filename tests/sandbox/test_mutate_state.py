@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 
 import pytest
@@ -194,6 +195,15 @@ def test_request_log_times_each_request_and_its_answer(kaiten_sandbox, api):
     assert log[1]["answered_at"] is None
     kaiten_sandbox.reset_stats()
     assert kaiten_sandbox.requests() == []
+
+
+def test_scripted_retry_after_date_lies_ahead_when_served(kaiten_sandbox, api):
+    kaiten_sandbox.configure(inject=[{"count": 1, "status": 429, "retry_after_date_in": 5}])
+    response = api.get(f"{kaiten_sandbox.api_url}/tags")
+    assert response.status_code == 429
+    until = email.utils.parsedate_to_datetime(response.headers["Retry-After"]).timestamp()
+    # HTTP dates have whole seconds: 4 to 5 s ahead
+    assert 4 - 0.5 <= until - time.time() <= 5
 
 
 def test_config_endpoint_reads_and_changes_settings(kaiten_sandbox):
