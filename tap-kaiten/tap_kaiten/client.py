@@ -88,11 +88,16 @@ class RateLimiter:
     in full.
     """
 
-    # Requests are spaced 2 % wider than the exact interval, and the N+1st waits 2 ms
-    # past one second after the answer to the 1st: jitter must not put N+1 requests
-    # into one server-side window, which would cost a 429 and a whole second.
-    SAFETY_SHARE = 0.02
+    # The N+1st request waits 2 ms past one second after the answer to the 1st: that
+    # alone keeps every server-side window at N whatever the jitter (a 429 costs a whole
+    # second). The spacing only spreads requests evenly, so its margin is small: each
+    # per cent of it is a per cent of every rate-limited sync's time.
+    SAFETY_SHARE = 0.005
     SAFETY_SECONDS = 0.002
+    # A request late for its slot (a slow answer, a pause of the machine) may be followed
+    # by up to this many seconds' worth of requests sent back to back, so that short
+    # stalls cost no throughput; the answer window still caps every second at N.
+    CATCH_UP_SECONDS = 0.1
 
     def __init__(self, requests_per_second: float) -> None:
         self._lock = threading.Lock()
@@ -119,8 +124,6 @@ class RateLimiter:
 
     @classmethod
     def _interval(cls, requests_per_second: float) -> float:
-        # The answer window in wait() is what keeps the server's windows at N; this
-        # spacing only spreads requests evenly, so a 2 % margin is enough.
         exact = 1.0 / requests_per_second
         return exact * (1 + cls.SAFETY_SHARE)
 
@@ -142,8 +145,12 @@ class RateLimiter:
             self._last_at = time.monotonic()
             # The next slot counts from this one, not from when sleep() returned: its
             # overshoot (ms on a busy machine) must not add up, or 50/s becomes ~37/s.
-            # A late request gets no burst beyond what the answer window above allows.
-            self._next_at = max(self._next_at + self.interval, self._last_at)
+            # Behind schedule, the slots lost are made up for up to CATCH_UP_SECONDS
+            # (at least one slot), never beyond what the answer window above allows.
+            credit = max(self.interval, self.CATCH_UP_SECONDS)
+            self._next_at = max(
+                self._next_at + self.interval, self._last_at + self.interval - credit
+            )
 
     def _window(self) -> int:
         return max(int(self.rate), 1)

@@ -1,0 +1,125 @@
+"""The rate limiter's rules, on a simulated clock: exact, repeatable, no real waiting.
+
+A sequential tap is simulated request by request: the limiter lets a request go, the
+server admits it after a random delay (the moment its sliding window counts), the answer
+comes back, the tap spends some time on the records, sometimes stalls. The server's own
+window is then replayed: no second may ever hold more than the limit.
+"""
+
+from __future__ import annotations
+
+import random
+import types
+from collections import deque
+from itertools import pairwise
+
+import pytest
+
+from tap_kaiten import client
+from tap_kaiten.client import RateLimiter
+
+
+class SimulatedClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    simulated = SimulatedClock()
+    fake_time = types.SimpleNamespace(monotonic=simulated.monotonic, sleep=simulated.sleep)
+    monkeypatch.setattr(client, "time", fake_time)
+    return simulated
+
+
+def run_requests(
+    clock: SimulatedClock,
+    limiter: RateLimiter,
+    count: int,
+    *,
+    seed: int = 1,
+    admission_delay: float = 0.0,
+    answer_time: float = 0.002,
+    work: float = 0.001,
+    stall_every: int = 0,
+    stall: float = 0.0,
+) -> tuple[list[float], list[float]]:
+    """Sequential requests; returns when each left the tap and when the server admitted it."""
+    rng = random.Random(seed)
+    sent, admitted = [], []
+    for n in range(count):
+        limiter.wait()
+        sent.append(clock.now)
+        # Held up on the way by up to `admission_delay`: the server counts it only then.
+        admitted.append(clock.now + rng.uniform(0, admission_delay))
+        clock.now = admitted[-1] + answer_time
+        limiter.answered()
+        clock.now += work
+        if stall_every and n % stall_every == stall_every - 1:
+            clock.now += stall
+    return sent, admitted
+
+
+def busiest_server_second(admitted: list[float]) -> int:
+    """The server's sliding window (an entry leaves it once a full second old)."""
+    window: deque[float] = deque()
+    busiest = 0
+    for at in sorted(admitted):
+        window.append(at)
+        while window[0] <= at - 1.0:
+            window.popleft()
+        busiest = max(busiest, len(window))
+    return busiest
+
+
+@pytest.mark.parametrize("rate", [5, 50])
+def test_requests_come_within_half_a_percent_of_the_rate(clock, rate):
+    limiter = RateLimiter(rate)
+    sent, admitted = run_requests(clock, limiter, rate * 40)
+    span = sent[-1] - sent[0]
+    assert (len(sent) - 1) / span >= rate / 1.006
+    assert busiest_server_second(admitted) <= rate
+
+
+@pytest.mark.parametrize("rate", [5, 50])
+def test_requests_held_up_on_their_way_never_overfill_a_server_second(clock, rate):
+    # Admission delays of up to 30 ms are many times the spacing's margin: spacing alone
+    # would let N+1 requests into some server second; the answer window must not.
+    limiter = RateLimiter(rate)
+    _, admitted = run_requests(clock, limiter, rate * 40, admission_delay=0.03)
+    assert busiest_server_second(admitted) <= rate
+
+
+def test_slots_lost_to_a_short_stall_are_made_up_for(clock):
+    # 50/s with a 60 ms stall (three slots) every 25 requests: without catching up
+    # every stall costs its slots, ~12 % of the run.
+    limiter = RateLimiter(50)
+    sent, admitted = run_requests(clock, limiter, 1_000, stall_every=25, stall=0.06)
+    assert (len(sent) - 1) / (sent[-1] - sent[0]) >= 50 / 1.01
+    assert busiest_server_second(admitted) <= 50
+
+
+def test_catching_up_is_capped_at_a_tenth_of_a_second_of_requests(clock):
+    limiter = RateLimiter(50)
+    run_requests(clock, limiter, 60)  # on schedule, past the first second
+    clock.now += 1.0  # a long pause (the target was busy): 50 slots lost
+    sent, _ = run_requests(clock, limiter, 10, answer_time=0.0, work=0.0)
+    back_to_back = sum(1 for a, b in pairwise(sent) if b - a < 0.001)
+    assert back_to_back == 5  # 0.1 s worth at 50/s, then even spacing again
+    assert sent[-1] - sent[5] == pytest.approx(4 * limiter.interval)
+
+
+def test_at_5_per_second_a_late_request_is_followed_by_one_slot_at_most(clock):
+    limiter = RateLimiter(5)
+    run_requests(clock, limiter, 10)
+    clock.now += 1.0
+    sent, _ = run_requests(clock, limiter, 4, answer_time=0.0, work=0.0)
+    assert sent[1] - sent[0] < 0.001
+    assert sent[2] - sent[1] == pytest.approx(limiter.interval)
+    assert sent[3] - sent[2] == pytest.approx(limiter.interval)
