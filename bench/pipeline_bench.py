@@ -116,7 +116,12 @@ class TreeMonitor(threading.Thread):
         self.stopped = threading.Event()
 
     def role(self, proc: psutil.Process) -> str:
-        parts = Path(proc.cmdline()[0]).parts
+        cmdline = proc.cmdline()
+        if not cmdline:
+            # A process caught between fork and exec, or exiting: an empty command line
+            # (an IndexError here once ended the monitor thread, losing every figure).
+            return "other"
+        parts = Path(cmdline[0]).parts
         if ".meltano" in parts:
             kind = parts[parts.index(".meltano") + 1 : parts.index(".meltano") + 2]
             return self.ROLES.get(kind[0], "other") if kind else "other"

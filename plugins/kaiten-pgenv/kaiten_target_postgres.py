@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import datetime
 import sys
+import threading
 import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import version
 
 import msgspec
@@ -70,6 +72,45 @@ def _json_fallback(obj: object) -> object:
 
 
 _JSON = msgspec.json.Encoder(enc_hook=_json_fallback, decimal_format="number")
+
+
+class _BatchWriter:
+    """Writes batches to PostgreSQL on one worker thread while the target reads on.
+
+    The SDK drains a full sink synchronously: while a batch is COPYed and merged, the
+    target reads no input, so the tap stalls on the pipe (issue #7). Here a full batch
+    goes to one worker thread and reading goes on into the next batch, which is handed
+    over once the previous one is committed: batches of every sink run one at a time, in
+    order, and at most two are in memory. Whatever needs the rows in the database waits
+    for the worker first: the next batch, a new sink's table changes, ACTIVATE_VERSION's
+    soft delete, the end of the input, and every STATE message the target emits (so a
+    bookmark never gets ahead of the rows it covers). A failed batch fails the target at
+    the next of those points, before any later STATE.
+    """
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
+
+    def submit(self, work: t.Callable[[], None]) -> None:
+        with self._lock:
+            # The previous batch must be committed first; if it failed, this raises.
+            self._reap()
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
+            self._pending.append(self._executor.submit(work))
+
+    def wait(self) -> None:
+        with self._lock:
+            self._reap()
+
+    def _reap(self) -> None:
+        while self._pending:
+            self._pending.pop(0).result()  # blocks until done; re-raises the batch's error
+
+
+BATCHES = _BatchWriter()
 
 
 class KaitenPostgresSink(PostgresSink):
@@ -121,6 +162,19 @@ class KaitenPostgresSink(PostgresSink):
         return plan
 
     # --- writing a batch --------------------------------------------------------------
+
+    def setup(self) -> None:
+        # A new sink (a stream's first or changed schema) may ALTER the table: not while
+        # another sink's batch is being written to it.
+        BATCHES.wait()
+        super().setup()
+
+    def process_batch(self, context: dict[str, t.Any]) -> None:
+        BATCHES.submit(lambda: PostgresSink.process_batch(self, context))
+
+    def clean_up(self) -> None:
+        BATCHES.wait()
+        super().clean_up()
 
     def bulk_insert_records(  # type: ignore[override]
         self,
@@ -250,13 +304,20 @@ class KaitenPostgresSink(PostgresSink):
 
     def activate_version(self, new_version: int) -> None:
         if not self.config.get("activate_version", True) or self.config.get("hard_delete"):
-            super().activate_version(new_version)  # the hard delete has no such bind name
+            # The hard delete has no such bind name; its rows must be written first too.
+            if self._pending_batch:
+                draining_status = self.start_drain()
+                self.process_batch(draining_status)
+                self.mark_drained()
+            BATCHES.wait()
+            super().activate_version(new_version)
             return
         if self._pending_batch:
             # Rows of this version still in memory must be written before older ones go.
             draining_status = self.start_drain()
             self.process_batch(draining_status)
             self.mark_drained()
+        BATCHES.wait()
         if not self.connector.table_exists(self.full_table_name):
             return
         with self.connector._connect() as connection, connection.begin():
@@ -313,6 +374,11 @@ class KaitenTargetPostgres(TargetPostgres):
     default_sink_class = KaitenPostgresSink
     # The SDK's msgspec reader: same messages (floats as Decimal), decoded in C.
     message_reader_class = MsgSpecReader
+
+    def _write_state_message(self, state: dict) -> None:
+        # A bookmark is only passed on once every batch before it is in the database.
+        BATCHES.wait()
+        super()._write_state_message(state)
 
 
 def main() -> None:
