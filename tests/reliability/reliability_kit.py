@@ -70,15 +70,21 @@ def assert_tables_equal_truth(url: str, api_truth: dict[str, Any], *, full: bool
     truth.assert_tables_equal_truth(url, api_truth)
 
 
-def card_bookmarks(state: dict[str, Any]) -> dict[int, str]:
-    """Cards bookmarks by condition (1 live, 2 archived) from a Singer state."""
-    out: dict[int, str] = {}
+def card_positions(state: dict[str, Any]) -> dict[int, tuple[str, int | None]]:
+    """Where each cards partition (condition 1 live, 2 archived) resumes: the bookmark
+    (`updated`) and the id of the last card emitted in that millisecond (`last_id`)."""
+    out: dict[int, tuple[str, int | None]] = {}
     cards = state.get("bookmarks", {}).get("cards", {})
     for partition in cards.get("partitions", []):
         value = partition.get("replication_key_value")
         if value is not None:
-            out[partition["context"]["condition"]] = value
+            out[partition["context"]["condition"]] = (value, partition.get("last_id"))
     return out
+
+
+def card_bookmarks(state: dict[str, Any]) -> dict[int, str]:
+    """Cards bookmarks by condition (1 live, 2 archived) from a Singer state."""
+    return {condition: value for condition, (value, _) in card_positions(state).items()}
 
 
 def stored_state(url: str) -> dict[str, Any] | None:
@@ -95,18 +101,23 @@ def stored_state(url: str) -> dict[str, Any] | None:
         return dict(zip(names, row, strict=True))
 
 
-def committed_bookmarks(url: str) -> dict[int, str]:
-    """Card bookmarks a next run would start from: the partial state wins over the complete."""
+def committed_positions(url: str) -> dict[int, tuple[str, int | None]]:
+    """Card positions a next run would start from: the partial state wins over the complete."""
     row = stored_state(url)
     if row is None:
         return {}
-    merged: dict[int, str] = {}
+    merged: dict[int, tuple[str, int | None]] = {}
     for key in ("completed_state", "partial_state"):
         value = row.get(key) or {}
         if isinstance(value, str):
             value = json.loads(value)
-        merged |= card_bookmarks(value.get("singer_state", value) or {})
+        merged |= card_positions(value.get("singer_state", value) or {})
     return merged
+
+
+def committed_bookmarks(url: str) -> dict[int, str]:
+    """Card bookmarks a next run would start from: the partial state wins over the complete."""
+    return {condition: value for condition, (value, _) in committed_positions(url).items()}
 
 
 def table_exists(url: str, table: str, schema: str = "kaiten") -> bool:
@@ -131,14 +142,18 @@ def duplicate_keys(url: str, schema: str = "kaiten") -> dict[str, int]:
 
 
 def bookmark_behind_committed_cards(
-    url: str, cards_before_run: list[dict[str, Any]], bookmarks: dict[int, str]
+    url: str,
+    cards_before_run: list[dict[str, Any]],
+    positions: dict[int, tuple[str, int | None]],
 ) -> list[str]:
-    """Cards at or before a stored bookmark that are not committed with that version.
+    """Cards a stored position promises that are not committed with that version.
 
     `cards_before_run` is the truth when the run started (nothing changes during it), so a
-    bookmark B promises: every card of that partition with updated <= B is in the table.
+    position (B, last_id) promises: every card of that partition ordered at or before it,
+    by (updated, id), is in the table. Cards of B's millisecond after last_id are not
+    promised (a tie group the run was still walking).
     """
-    if not bookmarks:
+    if not positions:
         return []
     rows = (
         {r[0]: r[1] for r in query(url, "select id, version from kaiten.cards")}
@@ -147,14 +162,19 @@ def bookmark_behind_committed_cards(
     )
     problems = []
     for card in cards_before_run:
-        mark = bookmarks.get(card["condition"])
-        if mark is None or truth._parse_ts(card["updated"]) > truth._parse_ts(mark):
+        if card["condition"] not in positions:
+            continue
+        mark, last_id = positions[card["condition"]]
+        updated, bookmark = truth._parse_ts(card["updated"]), truth._parse_ts(mark)
+        if updated > bookmark or (
+            updated == bookmark and last_id is not None and card["id"] > last_id
+        ):
             continue
         if rows.get(card["id"]) is None or rows[card["id"]] < card["version"]:
             problems.append(
                 f"card {card['id']} (updated {card['updated']}, condition "
-                f"{card['condition']}) is behind bookmark {mark}: loaded version "
-                f"{rows.get(card['id'])}, API version {card['version']}"
+                f"{card['condition']}) is at or before the stored position ({mark}, last_id "
+                f"{last_id}): loaded version {rows.get(card['id'])}, API version {card['version']}"
             )
     return problems
 

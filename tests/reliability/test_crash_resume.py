@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import signal
+import time
 
 import psutil
 from reliability_kit import (
@@ -16,7 +17,7 @@ from reliability_kit import (
     assert_ok,
     assert_tables_equal_truth,
     bookmark_behind_committed_cards,
-    committed_bookmarks,
+    committed_positions,
     duplicate_keys,
     finish,
     plugin_processes,
@@ -78,6 +79,7 @@ def test_randomized_sigkill_trials_lose_and_duplicate_nothing(
     for trial in range(TRIALS):
         point = POINTS[trial % len(POINTS)] if trial < len(POINTS) else rng.choice(POINTS)
         victim = rng.choice(("tap", "target"))
+        trial_started = time.monotonic()
         sandbox.mutate(
             seed=trial,
             create=rng.randint(0, 8),
@@ -116,11 +118,14 @@ def test_randomized_sigkill_trials_lose_and_duplicate_nothing(
         fired = wait_until(trigger, run, timeout=300)
         killed = kill_tree(run, victim) if fired else "nothing (run ended first)"
         code, _, _ = finish(run)
-        log.append(f"trial {trial}: {point}, killed {killed}, exit {code}")
+        log.append(
+            f"trial {trial}: {point}, killed {killed}, exit {code} "
+            f"({time.monotonic() - trial_started:.0f} s into the trial)"
+        )
         sandbox.configure(latency_ms=0)
 
         behind = bookmark_behind_committed_cards(
-            database_url, before, committed_bookmarks(database_url)
+            database_url, before, committed_positions(database_url)
         )
         assert not behind, f"{log[-1]}: bookmark ahead of committed data:\n" + "\n".join(behind[:5])
         assert not duplicate_keys(database_url), log[-1]
@@ -136,7 +141,9 @@ def test_randomized_sigkill_trials_lose_and_duplicate_nothing(
         assert rerun.returncode == 0, f"{log[-1]}\n{rerun.stderr[-3000:]}"
         assert not duplicate_keys(database_url), log[-1]
         assert_tables_equal_truth(database_url, sandbox.truth())
+        log[-1] += f", rerun done at {time.monotonic() - trial_started:.0f} s"
 
     # the trials really killed something at each kind of point
     killed_points = {line.split(",")[0].split(": ")[1] for line in log if "nothing" not in line}
     assert killed_points == set(POINTS), "\n".join(log)
+    print("\n".join(log))  # shown with -s: what each trial did
