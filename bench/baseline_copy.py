@@ -8,7 +8,8 @@ cheapest correct full load, so the pipeline's throughput can be compared with it
 
     .venv/bin/python bench/baseline_copy.py --api-url URL --token TOKEN --database-url URL
 
-Prints one JSON line: cards, seconds, requests, cards_per_second.
+Prints one JSON line: cards, seconds, requests, cards_per_second. With --fetch-only it
+only pages the API (no database): what the sandbox serves to one sequential client.
 """
 
 from __future__ import annotations
@@ -77,7 +78,14 @@ def main() -> int:
     parser.add_argument("--token")
     parser.add_argument("--database-url")
     parser.add_argument("--schema", default="baseline")
+    parser.add_argument(
+        "--fetch-only",
+        action="store_true",
+        help="page the API and decode the JSON, load nothing: the sandbox's one-client ceiling",
+    )
     args = parser.parse_args()
+    if args.fetch_only and args.api_url and args.token:
+        return fetch_only(args.api_url, args.token)
     if not (args.api_url and args.token and args.database_url):
         # `make bench` runs every bench/*.py: this one is the baseline that
         # pipeline_bench.py runs beside the pipeline, on the same sandbox.
@@ -146,6 +154,23 @@ def main() -> int:
             }
         )
     )
+    return 0
+
+
+def fetch_only(api_url: str, token: str) -> int:
+    """The same requests and JSON decoding as main(), nothing loaded."""
+    started = time.perf_counter()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    url = api_url.rstrip("/") + "/api/latest/cards"
+    counter = [0]
+    cards = 0
+    for params in ({"condition": "1"}, {"condition": "2", "archived": "true"}):
+        for rows in pages(session, url, params, counter):
+            cards += len(rows)
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"cards": cards, "seconds": round(elapsed, 3), "requests": counter[0],
+                      "cards_per_second": round(cards / elapsed, 1)}))  # fmt: skip
     return 0
 
 

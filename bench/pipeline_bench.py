@@ -26,6 +26,7 @@ Sections (one table each, printed and written to bench/results.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -115,12 +116,12 @@ class TreeMonitor(threading.Thread):
         self.cpu: dict[int, tuple[str, float]] = {}
         self.stopped = threading.Event()
 
-    def role(self, proc: psutil.Process) -> str:
+    def role(self, proc: psutil.Process) -> str | None:
         cmdline = proc.cmdline()
         if not cmdline:
-            # A process caught between fork and exec, or exiting: an empty command line
-            # (an IndexError here once ended the monitor thread, losing every figure).
-            return "other"
+            # A process caught between fork and exec, or a zombie: no command line, so no
+            # role; its sample is skipped (it must not overwrite the tap's or target's).
+            return None
         parts = Path(cmdline[0]).parts
         if ".meltano" in parts:
             kind = parts[parts.index(".meltano") + 1 : parts.index(".meltano") + 2]
@@ -140,6 +141,8 @@ class TreeMonitor(threading.Thread):
             for proc in procs:
                 try:
                     role = self.role(proc)
+                    if role is None:
+                        continue
                     with proc.oneshot():
                         rss = proc.memory_info().rss
                         times = proc.cpu_times()
@@ -199,7 +202,9 @@ class Project:
         cpu = monitor.cpu_by_role()
         return {
             "seconds": elapsed,
-            "cpu": {role: round(cpu.get(role, 0.0), 2) for role in ("tap", "target", "dbt")},
+            "cpu": {
+                role: round(cpu.get(role, 0.0), 2) for role in ("tap", "target", "dbt", "other")
+            },
             "peak_rss_mib": {
                 role: round(monitor.peak_rss.get(role, 0) / 2**20, 1)
                 for role in ("tap", "target", "dbt")
@@ -256,6 +261,32 @@ def cards_requests(stats: dict) -> int:
     return sum(
         n for path, n in stats["requests_by_path"].items() if path.rstrip("/").endswith("/cards")
     )
+
+
+def process_cpu(proc: psutil.Process, reaped_children: bool = False) -> float:
+    times = proc.cpu_times()
+    total = times.user + times.system
+    if reaped_children:
+        total += times.children_user + times.children_system
+    return total
+
+
+def server_cpu(sandbox: SandboxProcess) -> dict[str, float]:
+    """CPU seconds so far of the sandbox and of PostgreSQL (postmaster, live and ended
+    backends: the postmaster reaps its backends, so their time is in its children_*)."""
+    sandbox_cpu = process_cpu(psutil.Process(sandbox.process.pid))
+    postgres = 0.0
+    if POSTMASTER is not None:
+        postgres = process_cpu(POSTMASTER, reaped_children=True)
+        for child in POSTMASTER.children():
+            with contextlib.suppress(psutil.Error):
+                postgres += process_cpu(child)
+    return {"sandbox": sandbox_cpu, "postgres": postgres}
+
+
+def cpu_since(before: dict[str, float], sandbox: SandboxProcess) -> dict[str, float]:
+    after = server_cpu(sandbox)
+    return {key: round(after[key] - before[key], 2) for key in after}
 
 
 # --- scenarios ---------------------------------------------------------------------------
@@ -335,16 +366,24 @@ class Bench:
                     },
                 )
                 sandbox.reset_stats()
+                before = server_cpu(sandbox)
                 run = project.run("run", "tap-kaiten", "target-postgres")
+                run["server_cpu"] = cpu_since(before, sandbox)
                 run["requests"] = sandbox.stats()["requests_total"]
                 run["loaded"] = count_cards(url)
                 run["timestamps_ok"] = check_timestamps(url, truth_updated)
                 pipeline_runs.append(run)
-                baseline_runs.append(run_baseline(sandbox, url))
+                before = server_cpu(sandbox)
+                baseline = run_baseline(sandbox, url)
+                baseline["server_cpu"] = cpu_since(before, sandbox)
+                baseline_runs.append(baseline)
                 if keep_last and n == runs - 1:
                     kept = (project, url)
                 else:
                     self.drop(url)
+            before = server_cpu(sandbox)
+            ceiling = run_baseline(sandbox, None)
+            ceiling["server_cpu"] = cpu_since(before, sandbox)
             incremental = self.incremental(sandbox, *kept, cards) if kept else None
             if kept:
                 self.drop(kept[1])
@@ -367,6 +406,27 @@ class Bench:
             "loaded": [r["loaded"] for r in pipeline_runs],
             "timestamps_ok": all(r["timestamps_ok"] for r in pipeline_runs),
             "requests": pipeline_runs[-1]["requests"],
+            # CPU seconds per component (medians): where a 2-core machine's time goes.
+            "cpu": {
+                "pipeline": {
+                    "tap": median_of(pipeline_runs, "cpu", "tap"),
+                    "target": median_of(pipeline_runs, "cpu", "target"),
+                    "meltano": median_of(pipeline_runs, "cpu", "other"),
+                    "sandbox": median_of(pipeline_runs, "server_cpu", "sandbox"),
+                    "postgres": median_of(pipeline_runs, "server_cpu", "postgres"),
+                },
+                "baseline": {
+                    "script": median_of(baseline_runs, "cpu"),
+                    "sandbox": median_of(baseline_runs, "server_cpu", "sandbox"),
+                    "postgres": median_of(baseline_runs, "server_cpu", "postgres"),
+                },
+            },
+            "fetch_only": {
+                "seconds": ceiling["seconds"],
+                "cards_per_second": cards / ceiling["seconds"],
+                "client_cpu": ceiling["cpu"],
+                "sandbox_cpu": ceiling["server_cpu"]["sandbox"],
+            },
             "incremental": incremental,
         }
 
@@ -467,21 +527,29 @@ def check_timestamps(url: str, truth: dict[int, str]) -> bool:
     )
 
 
-def run_baseline(sandbox: SandboxProcess, url: str) -> dict[str, Any]:
+def median_of(runs: list[dict[str, Any]], key: str, role: str | None = None) -> float:
+    return statistics.median(r[key][role] if role else r[key] for r in runs)
+
+
+def run_baseline(sandbox: SandboxProcess, url: str | None) -> dict[str, Any]:
+    """baseline_copy.py on this sandbox into `url`; with url None, --fetch-only."""
     sandbox.reset_stats()
+    target = ["--database-url", url] if url else ["--fetch-only"]
     started = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 - our own script
         [sys.executable, str(BASELINE), "--api-url", sandbox.url, "--token", sandbox.token,
-         "--database-url", url],
+         *target],
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     peak = 0
+    cpu = 0.0
     watched = psutil.Process(process.pid)
     while process.poll() is None:
         try:
             peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
+            cpu = process_cpu(watched)
+        except psutil.Error:
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
@@ -492,6 +560,7 @@ def run_baseline(sandbox: SandboxProcess, url: str) -> dict[str, Any]:
     result = json.loads(out.strip().splitlines()[-1])
     result["seconds"] = elapsed  # process start to exit, like `meltano run`'s figure
     result["peak_rss_mib"] = peak / 2**20
+    result["cpu"] = round(cpu, 2)  # sampled every 50 ms: the last few ms are missing
     return result
 
 
@@ -565,7 +634,25 @@ def render(command: str, started: str, info: str, results: dict[str, Any]) -> st
             "Medians of the runs listed; seconds are process start to exit (Meltano"
             " start-up included for the pipeline, Python start-up for the baseline).",
             "",
+            "CPU seconds per component (medians of the same runs; PostgreSQL only when"
+            " embedded), and the sandbox's ceiling: `baseline_copy.py --fetch-only`, the same"
+            " requests from one sequential client, nothing loaded:",
+            "",
+            "| cards | pipeline: tap | target | meltano | sandbox | PostgreSQL | all"
+            " | baseline: script | sandbox | PostgreSQL | all | fetch-only s | fetch-only cards/s"
+            " | its sandbox CPU s |",
+            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
+        for r in results["throughput"]:
+            p, b, f = r["cpu"]["pipeline"], r["cpu"]["baseline"], r["fetch_only"]
+            out.append(
+                f"| {r['cards']:,} | {p['tap']:.1f} | {p['target']:.1f} | {p['meltano']:.1f}"
+                f" | {p['sandbox']:.1f} | {p['postgres']:.1f} | **{sum(p.values()):.1f}**"
+                f" | {b['script']:.1f} | {b['sandbox']:.1f} | {b['postgres']:.1f}"
+                f" | **{sum(b.values()):.1f}** | {f['seconds']:.1f}"
+                f" | {f['cards_per_second']:,.0f} | {f['sandbox_cpu']:.1f} |"
+            )
+        out.append("")
     if results.get("all_streams"):
         r = results["all_streams"]
         out += [
@@ -694,6 +781,17 @@ def fmt_runs(seconds: list[float]) -> str:
 
 START = time.time()
 SERVER_URL = ""
+POSTMASTER: psutil.Process | None = None
+
+
+def find_postmaster(url: str) -> psutil.Process | None:
+    """The PostgreSQL server process, when it runs on this machine (else None)."""
+    with psycopg.connect(url) as conn:
+        backend = conn.execute("select pg_backend_pid()").fetchone()[0]
+    try:
+        return psutil.Process(backend).parent()
+    except psutil.Error:
+        return None
 
 
 def bytecode_env() -> dict[str, str]:
@@ -719,7 +817,7 @@ def bytecode_env() -> dict[str, str]:
 
 
 def main() -> int:
-    global SERVER_URL
+    global SERVER_URL, POSTMASTER
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the harness")
     parser.add_argument("--sections", default="1,2,3", help="comma list of 1, 2, 3 (4 = 2)")
@@ -753,6 +851,8 @@ def main() -> int:
             server = EmbeddedPostgres(workdir / "pgdata")
             SERVER_URL = server.start()
         try:
+            if server is not None:  # PostgreSQL's CPU is only measured when it runs here
+                POSTMASTER = find_postmaster(SERVER_URL)
             info = machine()
             print(info, flush=True)
             bench = Bench(SERVER_URL, workdir, {} if args.as_installed else bytecode_env())

@@ -170,7 +170,47 @@ class KaitenPostgresSink(PostgresSink):
         super().setup()
 
     def process_batch(self, context: dict[str, t.Any]) -> None:
-        BATCHES.submit(lambda: PostgresSink.process_batch(self, context))
+        BATCHES.submit(lambda: self._write_batch(context))
+
+    def _write_batch(self, context: dict[str, t.Any]) -> None:
+        """target-postgres's batch load, with COPY straight into the table when it can.
+
+        A batch none of whose keys is in the table yet (every batch of a first sync) is
+        COPYed into the table itself: the staging table and the merge would only copy
+        the same rows once more. Otherwise, and for tables without a one-column unique
+        key, target-postgres's path: COPY into a temp table, then upsert() below. One
+        transaction either way, so a concurrent insert of the same key fails the batch
+        on the key's unique index instead of duplicating a row.
+        """
+        keys = self.key_properties
+        if self.append_only or len(keys) != 1:
+            PostgresSink.process_batch(self, context)
+            return
+        with self.connector._connect() as connection, connection.begin():
+            table = self.connector.prepare_table(
+                full_table_name=self.full_table_name,
+                schema=self.schema,
+                primary_keys=keys,
+                as_temp_table=False,
+                connection=connection,
+            )
+            key = keys[0]
+            values = list({record[key] for record in context["records"]})
+            if (
+                self._has_unique_key(table, keys, connection)
+                and not connection.execute(
+                    sqlalchemy.select(sqlalchemy.exists().where(table.c[key].in_(values)))
+                ).scalar()
+            ):
+                self.bulk_insert_records(
+                    table=table,
+                    schema=self.schema,
+                    primary_keys=keys,
+                    records=context["records"],
+                    connection=connection,
+                )
+                return
+        PostgresSink.process_batch(self, context)
 
     def clean_up(self) -> None:
         BATCHES.wait()
@@ -205,7 +245,8 @@ class KaitenPostgresSink(PostgresSink):
             elif convert is not None:
                 non_null.append((i, convert))
         quoted = ", ".join(f'"{name}"' for name in names)
-        statement = f'COPY "{table.name}" ({quoted}) FROM STDIN'
+        name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
+        statement = f"COPY {name} ({quoted}) FROM STDIN"
         self.logger.info("Inserting with SQL: %s", statement)
         with connection.connection.cursor().copy(statement) as copy:
             for record in records:
