@@ -238,7 +238,11 @@ class Background:
     them, Meltano would block on a full pipe and the run would hang.
     """
 
-    def __init__(self, project: Any, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, project: Any, *args: str, env: dict[str, str] | None = None, sandbox: Any = None
+    ) -> None:
+        # /cards requests the sandbox had counted before this run (for request budgets)
+        self.card_requests_before = card_requests(sandbox) if sandbox is not None else 0
         self.out_path = project.root / f"bg-{time.monotonic_ns()}.out"
         self.err_path = self.out_path.with_suffix(".err")
         full_env = e2e.base_env() | project.env | (env or {})
@@ -268,24 +272,33 @@ def kill_run(run: Background) -> None:
 CARD_LIST = "/api/latest/cards"
 
 
-def run_with_card_request_budget(
-    project: Any, sandbox: Any, budget: int, *args: str, timeout: float = 600
+def card_requests(sandbox: Any) -> int:
+    return sandbox.stats()["requests_by_path"].get(CARD_LIST, 0)
+
+
+def finish_within_card_budget(
+    run: Background, sandbox: Any, budget: int, timeout: float = 600
 ) -> tuple[int, str, str]:
-    """A `meltano run` stopped (and failed) as soon as it makes more than `budget` /cards
-    list requests: a tap paging in circles fails in seconds, not on a timeout."""
-    base = sandbox.stats()["requests_by_path"].get(CARD_LIST, 0)
-
-    def made() -> int:
-        return sandbox.stats()["requests_by_path"].get(CARD_LIST, 0) - base
-
-    run = Background(project, *args)
-    if wait_until(lambda: made() > budget, run, timeout):
+    """Wait for a run, stopping (and failing) it as soon as it has made more than `budget`
+    /cards list requests since it started: a tap paging in circles or chasing edits made
+    after its start fails in seconds, not on a timeout."""
+    if wait_until(lambda: card_requests(sandbox) - run.card_requests_before > budget, run, timeout):
         kill_run(run)
         raise AssertionError(
             f"the tap made more than {budget} /cards requests for "
-            f"{len(sandbox.truth('cards')['cards'])} cards: it pages in circles"
+            f"{len(sandbox.truth('cards')['cards'])} cards: it pages in circles or reads "
+            "cards changed after the run started"
         )
     return finish(run, timeout=60)
+
+
+def run_with_card_request_budget(
+    project: Any, sandbox: Any, budget: int, *args: str, timeout: float = 600
+) -> tuple[int, str, str]:
+    """A `meltano run` held to a /cards request budget (finish_within_card_budget)."""
+    return finish_within_card_budget(
+        Background(project, *args, sandbox=sandbox), sandbox, budget, timeout
+    )
 
 
 def why_it_failed(stderr: str, lines: int = 12) -> str:
