@@ -55,6 +55,7 @@ if t.TYPE_CHECKING:
 
 PINNED = "0.8.1"
 UTC = datetime.timezone.utc  # noqa: UP017 - the package still declares Python 3.9
+_UTC = ("Z", "+00:00")  # ISO 8601 endings that mean UTC (Kaiten, the SDK's _sdc_* stamps)
 _PARSERS = {
     "date-time": datetime_fromisoformat,
     "date": date_fromisoformat,
@@ -133,12 +134,23 @@ class KaitenPostgresSink(PostgresSink):
                 if record[key] is not None and key not in self._warned_missing_fields:
                     self.logger.warning("No schema for record field '%s'", key)
                     self._warned_missing_fields.add(key)
+        utc_text_ok = self.config["use_copy"]
         for key, kind in plan["datelike"]:
             value = record.get(key)
             if value is None:
                 continue
+            if utc_text_ok and kind == "date-time" and type(value) is str and value.endswith(_UTC):
+                # COPY sends a datetime as text anyway, and PostgreSQL reads this UTC text
+                # as the same `timestamp` (a malformed one fails the batch there, as the
+                # parse would here): Kaiten's stamps and the _sdc_* ones skip the round trip.
+                continue
             try:
-                record[key] = _PARSERS[kind](value)
+                parsed = _PARSERS[kind](value)
+                if kind == "date-time" and parsed.tzinfo is not None:
+                    # A `timestamp` column holds UTC; COPY text of an aware datetime keeps
+                    # its offset, which PostgreSQL drops: convert first.
+                    parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+                record[key] = parsed
             except ValueError as ex:
                 record[key] = handle_invalid_timestamp_in_record(
                     record, [key], value, kind, ex, treatment, self.logger
@@ -281,7 +293,8 @@ class KaitenPostgresSink(PostgresSink):
             return jsonb
         processor = kind.bind_processor(dialect)
         if isinstance(kind, sqlalchemy.DateTime):
-            return _compose(_utc_naive, processor)
+            # Values are UTC text or naive UTC datetimes already (_parse_timestamps_in_record).
+            return processor
         if isinstance(kind, _NO_TEXT_TYPES) or not sanitize:
             # A string with a NUL can't load into these types whether or not it is
             # sanitised, so the sanitiser is skipped for them.
@@ -387,13 +400,6 @@ def _compose(
     first: t.Callable[[t.Any], t.Any], then: t.Callable[[t.Any], t.Any] | None
 ) -> t.Callable[[t.Any], t.Any]:
     return first if then is None else lambda value: then(first(value))
-
-
-def _utc_naive(value: t.Any) -> t.Any:
-    """An aware datetime as the UTC wall time a `timestamp` column stores."""
-    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
 
 
 def _sanitize_value(sink: PostgresSink) -> t.Callable[[t.Any], t.Any]:
