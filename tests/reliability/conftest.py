@@ -11,15 +11,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_kit import MeltanoProject, e2e, run_tap_from
+from reliability_kit import MeltanoProject, discover_catalog, e2e, run_tap_from, use_catalog
+
+
+@pytest.fixture(scope="session")
+def tap_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tap's catalog, discovered once for the whole suite (see use_catalog)."""
+    return discover_catalog(tmp_path_factory.mktemp("catalog"))
 
 
 @pytest.fixture
-def project_factory(tmp_path: Path) -> Callable[..., MeltanoProject]:
+def project_factory(tmp_path: Path, tap_catalog: Path) -> Callable[..., MeltanoProject]:
     counter = iter(range(100))
 
     def make(**env: str) -> MeltanoProject:
         root = e2e.make_project(tmp_path / f"project{next(counter)}")
+        use_catalog(root, tap_catalog)
         # Mutation checks (and runs pinned to a known tap): a directory holding another
         # copy of the tap_kaiten package, used instead of the installed one.
         if source := os.environ.get("RELIABILITY_TAP_SOURCE"):

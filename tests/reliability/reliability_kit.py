@@ -185,17 +185,56 @@ def run_tap_from(project_root: Path, source: Path) -> None:
     Meltano drops PYTHONPATH before starting a plugin, so the project's copy of meltano.yml
     points the extractor at a wrapper script that sets it.
     """
-    python = ROOT / ".meltano" / "extractors" / "tap-kaiten" / "venv" / "bin" / "python"
     wrapper = project_root / "tap-kaiten-from-source"
     wrapper.write_text(
-        f'#!/bin/sh\nPYTHONPATH="{source}" exec "{python}" -c '
-        '"import sys; from tap_kaiten.tap import TapKaiten; sys.exit(TapKaiten.cli())" "$@"\n'
+        f'#!/bin/sh\nPYTHONPATH="{source}" exec "{TAP_PYTHON}" -c "{TAP_CLI}" "$@"\n'
     )
     wrapper.chmod(0o755)
     meltano_yml = project_root / "meltano.yml"
     project = yaml.safe_load(meltano_yml.read_text())
     [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-kaiten"]
     tap["executable"] = str(wrapper)
+    meltano_yml.write_text(yaml.safe_dump(project, sort_keys=False, allow_unicode=True))
+
+
+TAP_PYTHON = ROOT / ".meltano" / "extractors" / "tap-kaiten" / "venv" / "bin" / "python"
+TAP_CLI = "import sys; from tap_kaiten.tap import TapKaiten; sys.exit(TapKaiten.cli())"
+
+
+def discover_catalog(workdir: Path) -> Path:
+    """tap-kaiten's catalog (`--discover`) written to `workdir`; the tap comes from
+    RELIABILITY_TAP_SOURCE when set, as in the suite's runs. Discovery reads no API."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "discover-config.json"
+    config.write_text(
+        json.dumps(
+            {"api_url": "http://127.0.0.1:9", "api_token": "0" * 8 + "-0000-0000-0000-" + "0" * 12}
+        )
+    )
+    env = e2e.base_env()
+    if source := os.environ.get("RELIABILITY_TAP_SOURCE"):
+        env["PYTHONPATH"] = source
+    found = subprocess.run(
+        [str(TAP_PYTHON), "-c", TAP_CLI, "--config", str(config), "--discover"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr[-3000:]
+    catalog = workdir / "catalog.json"
+    catalog.write_text(found.stdout)
+    return catalog
+
+
+def use_catalog(project_root: Path, catalog: Path) -> None:
+    """Give the project's tap-kaiten a fixed catalog (Meltano's `catalog` extra).
+
+    The extractor is installed editable, so Meltano never caches its catalog and would run
+    discovery, one more process, before each of the suite's ~65 runs; its select and
+    metadata rules still apply to the given catalog.
+    """
+    meltano_yml = project_root / "meltano.yml"
+    project = yaml.safe_load(meltano_yml.read_text())
+    [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-kaiten"]
+    tap["catalog"] = str(catalog)
     meltano_yml.write_text(yaml.safe_dump(project, sort_keys=False, allow_unicode=True))
 
 
