@@ -567,7 +567,13 @@ class KaitenStream(RESTStream[int]):
                 self.rate_limiter.pause(server_wait)
                 return server_wait
         wait = min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
-        return wait * random.uniform(0.8, 1.0)  # noqa: S311  (jitter, not crypto)
+        wait *= random.uniform(0.8, 1.0)  # noqa: S311  (jitter, not crypto)
+        if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+            # A 429 with no hint at all: Kaiten's window is a sliding second, so anything
+            # shorter than a second asks again inside the window that refused us.
+            wait = max(wait, 1.0)
+            self.rate_limiter.pause(wait)
+        return wait
 
     @override
     def backoff_jitter(self, value: float) -> float:

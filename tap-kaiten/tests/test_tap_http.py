@@ -131,8 +131,15 @@ def http_date_in(seconds: float) -> str:
         ({"Retry-After": "0"}, 0.9),  # 0 is taken as 1 second
         ({"Retry-After": "HTTP-DATE+3"}, 1.9),
         ({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "EPOCH+3"}, 1.9),
+        ({}, 0.99),  # no hint at all: a whole sliding-window second, never less
     ],
-    ids=["retry-after-seconds", "retry-after-zero", "retry-after-http-date", "ratelimit-reset"],
+    ids=[
+        "retry-after-seconds",
+        "retry-after-zero",
+        "retry-after-http-date",
+        "ratelimit-reset",
+        "no-header",
+    ],
 )
 def test_429_waits_as_the_server_asks_then_succeeds(kaiten_sandbox, headers, min_wait):
     now = time.time()

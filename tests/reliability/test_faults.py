@@ -26,12 +26,12 @@ def expected_wait(entry: dict[str, Any]) -> tuple[float, str]:
     """Earliest moment the next request may follow a 429, and the rule that says so.
 
     Seconds N: N (0 counts as 1, so a client can't hammer the API); an HTTP date: that
-    moment, at least 1 s on; missing: the first back-off step, 1 s less its 20 % jitter
-    (the tap's choice: Kaiten always sends Retry-After with its 429s).
+    moment, at least 1 s on; missing: a whole second, the length of Kaiten's sliding
+    window (Kaiten itself always sends Retry-After with its 429s).
     """
     answered, header = entry["answered_at"], entry["retry_after"]
     if header is None:
-        return answered + 0.8, "no Retry-After: back-off >= 0.8 s"
+        return answered + 1.0, "no Retry-After: at least 1 s"
     try:
         return answered + max(float(header), 1.0), f"Retry-After {header}"
     except ValueError:
