@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import ipaddress
 import os
 import re
@@ -288,6 +289,12 @@ class TapKaiten(Tap):
     @classmethod
     @override
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        # The CLI process only (not a test importing the tap): everything imported so far
+        # (the SDK, requests, jsonschema) lives to the end, so it is frozen out of the
+        # cycle collector's scans, and young objects are scanned less often. Records hold
+        # no cycles; ~1 CPU-s less per 100,000 cards (issue #7).
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
         with _one_line_errors():
             super().invoke(*args, **kwargs)
 
