@@ -21,6 +21,9 @@ column creation, schema evolution, `_sdc_*` columns, activate_version) is the ta
 
 It is tied to the pinned release: on any other version it stops with a message, so an
 upgrade is a decision (check whether upstream fixed these) rather than a silent change.
+Two private singer-sdk methods are overridden, because the SDK has no public hook for
+them: `_parse_timestamps_in_record` (planned once per schema) and `_write_state_message`
+(held until the rows before it are committed); check both when the SDK changes.
 
 Imported only inside the loader's own virtualenv, where target-postgres is installed.
 """
