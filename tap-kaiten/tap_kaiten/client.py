@@ -557,22 +557,20 @@ class KaitenStream(RESTStream[int]):
         response = getattr(exception, "response", None)
         if isinstance(exception, EmptyBodyError):
             return 0.1
+        wait = min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
+        wait *= random.uniform(0.8, 1.0)  # noqa: S311  (jitter, not crypto)
         if isinstance(exception, RetriableAPIError) and response is not None:
             server_wait = retry_after_seconds(response)
             if server_wait is None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
-                server_wait = seconds_until_reset(response)
-                server_wait = None if server_wait is None else max(server_wait, 1.0)
+                # No Retry-After: the quota's reset if given, else the back-off; never less
+                # than Kaiten's sliding one-second window, or we ask inside the one that
+                # refused us.
+                reset = seconds_until_reset(response)
+                server_wait = max(wait if reset is None else reset, 1.0)
             if server_wait is not None:
                 server_wait = min(server_wait, MAX_SERVER_WAIT_SECONDS)
                 self.rate_limiter.pause(server_wait)
                 return server_wait
-        wait = min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
-        wait *= random.uniform(0.8, 1.0)  # noqa: S311  (jitter, not crypto)
-        if response is not None and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
-            # A 429 with no hint at all: Kaiten's window is a sliding second, so anything
-            # shorter than a second asks again inside the window that refused us.
-            wait = max(wait, 1.0)
-            self.rate_limiter.pause(wait)
         return wait
 
     @override
