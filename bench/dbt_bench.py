@@ -35,7 +35,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from kaiten_local.postgres import EmbeddedPostgres, create_database, drop_database
-from kaiten_local.project import PluginsNotInstalledError, scratch_project
+from kaiten_local.project import PluginsNotInstalledError, clean_environ, scratch_project
 from kaiten_sandbox import Sandbox
 
 MELTANO = str(Path(sys.executable).parent / "meltano")
@@ -63,8 +63,7 @@ def make_project(root: Path) -> Path:
 class Project:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
-        keep = {k: v for k, v in os.environ.items() if not k.startswith(("KAITEN_", "DBT_", "PG"))}
-        self.env = keep | env
+        self.env = clean_environ() | env
 
     def meltano(self, *args: str) -> float:
         started = time.perf_counter()

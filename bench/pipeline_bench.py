@@ -49,15 +49,13 @@ import requests
 from psycopg.conninfo import conninfo_to_dict
 
 from kaiten_local.postgres import ROOT, EmbeddedPostgres, create_database, drop_database
-from kaiten_local.project import PluginsNotInstalledError, scratch_project
+from kaiten_local.project import PluginsNotInstalledError, clean_environ, scratch_project
 
 BIN = Path(sys.executable).parent
 MELTANO = str(BIN / "meltano")
 SANDBOX_BIN = str(BIN / "kaiten-sandbox")
 BASELINE = Path(__file__).with_name("baseline_copy.py")
 RESULTS = Path(__file__).with_name("results.md")
-# Whatever a developer exported must not steer the pipeline under test.
-SCRUB_PREFIXES = ("KAITEN_", "TAP_KAITEN", "TARGET_POSTGRES", "DBT_", "MELTANO_", "PG")
 UNLIMITED = "1000"  # tap-side requests/s (its maximum): the client-side limiter is effectively off
 CARDS_ONLY = '["cards.*"]'
 
@@ -168,9 +166,7 @@ class Project:
         except PluginsNotInstalledError as err:
             raise SystemExit(str(err)) from None
         self.root = root
-        keep = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)}
-        keep.pop("DATABASE_URL", None)
-        self.env = keep | env
+        self.env = clean_environ() | env
         if self.env.get("PYTHONPYCACHEPREFIX"):
             self.env.pop("PYTHONDONTWRITEBYTECODE", None)
 

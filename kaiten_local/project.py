@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,13 +91,21 @@ class ScratchProject:
             input=stdin,
         )
 
-    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        """`meltano <args>` started in the background, output piped."""
+    def popen(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        stdout: t.IO[t.Any] | int = subprocess.PIPE,
+        stderr: t.IO[t.Any] | int = subprocess.PIPE,
+    ) -> subprocess.Popen[str]:
+        """`meltano <args>` started in the background, output piped unless told otherwise
+        (a caller that polls something else while the run goes on should give files:
+        nobody reads a pipe then, and a full pipe would stall the run)."""
         return subprocess.Popen(  # noqa: S603 - our own meltano; arguments from tests and benchmarks
             [MELTANO, *args],
             cwd=self.root,
             env=self._environ(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
             text=True,
         )

@@ -9,22 +9,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import EL, MeltanoProject, Synced, assert_ok, make_project
+from pipeline_helpers import EL, Synced, assert_ok
 from psycopg.conninfo import conninfo_to_dict
 
 from kaiten_local.postgres import create_database, drop_database
+from kaiten_local.project import ScratchProject, scratch_project
 from kaiten_sandbox import Sandbox
 
 
 @pytest.fixture
-def project_factory(tmp_path: Path) -> Callable[..., MeltanoProject]:
+def project_factory(tmp_path: Path) -> Callable[..., ScratchProject]:
     counter = iter(range(100))
 
-    def make(**env: str) -> MeltanoProject:
-        root = make_project(tmp_path / f"project{next(counter)}")
+    def make(**env: str) -> ScratchProject:
+        root = scratch_project(tmp_path / f"project{next(counter)}")
         # dbt writes logs next to the project unless told otherwise; keep them per test.
         defaults = {"DBT_LOG_PATH": str(root / ".meltano" / "dbt-logs")}
-        return MeltanoProject(root, defaults | env)
+        return ScratchProject(root, defaults | env)
 
     return make
 
@@ -40,7 +41,7 @@ def sandbox(kaiten_sandbox_factory):
 
 
 @pytest.fixture
-def project(project_factory, sandbox, database_url) -> MeltanoProject:
+def project(project_factory, sandbox, database_url) -> ScratchProject:
     return project_factory(
         KAITEN_API_URL=sandbox.base_url,
         KAITEN_API_TOKEN=sandbox.token,
@@ -61,8 +62,8 @@ def module_database(postgres_url: str) -> Iterator[str]:
 def synced(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
     """One sandbox workspace and one first `kaiten-sync` run, shared by read-only tests."""
     with Sandbox(seed=7, cards=300, rate_limit=0) as sandbox:
-        root = make_project(tmp_path_factory.mktemp("synced") / "project")
-        project = MeltanoProject(
+        root = scratch_project(tmp_path_factory.mktemp("synced") / "project")
+        project = ScratchProject(
             root,
             {
                 "KAITEN_API_URL": sandbox.base_url,

@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 
-from kaiten_local.project import MELTANO, ScratchProject, clean_environ, scratch_project
+from kaiten_local.project import ScratchProject
 from kaiten_sandbox import Sandbox
 
 STATE_ID = "dev:tap-kaiten-to-target-postgres"
 EL = ("tap-kaiten", "target-postgres")
-
-# A throw-away Meltano project wired to one sandbox and one database.
-MeltanoProject = ScratchProject
-base_env = clean_environ
-__all__ = ["MELTANO", "MeltanoProject", "base_env"]
-
-
-def make_project(root: Path) -> Path:
-    """A Meltano project in `root` sharing the repo's installed plugin venvs."""
-    return scratch_project(root)
 
 
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
@@ -44,7 +33,7 @@ def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
 @dataclass
 class Synced:
     sandbox: Sandbox
-    project: MeltanoProject
+    project: ScratchProject
     url: str
     run_stderr: str
 

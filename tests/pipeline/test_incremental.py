@@ -7,13 +7,14 @@ import json
 from pipeline_helpers import (
     EL,
     STATE_ID,
-    MeltanoProject,
     assert_ok,
     card_bookmarks,
     newest_update_by_condition,
     query,
 )
 from truth import assert_tables_equal_truth
+
+from kaiten_local.project import ScratchProject
 
 # One of every kind of change the API can show, bulk edits sharing a millisecond included.
 CHANGES = {"create": 6, "update": 6, "move": 6, "archive": 4, "touch_same_ms": 5}
@@ -32,7 +33,7 @@ def reloaded_card_ids(url: str, since) -> set[int]:
     }
 
 
-def bookmarks(project: MeltanoProject) -> dict[int, str]:
+def bookmarks(project: ScratchProject) -> dict[int, str]:
     result = project.run("state", "get", STATE_ID)
     assert_ok(result)
     return card_bookmarks(json.loads(result.stdout.strip().splitlines()[-1])["singer_state"])

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_kit import MeltanoProject, discover_catalog, e2e, run_tap_from, use_catalog
+from reliability_kit import discover_catalog, run_tap_from, use_catalog
+
+from kaiten_local.project import ScratchProject, scratch_project
 
 
 @pytest.fixture(scope="session")
@@ -21,11 +23,11 @@ def tap_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project_factory(tmp_path: Path, tap_catalog: Path) -> Callable[..., MeltanoProject]:
+def project_factory(tmp_path: Path, tap_catalog: Path) -> Callable[..., ScratchProject]:
     counter = iter(range(100))
 
-    def make(**env: str) -> MeltanoProject:
-        root = e2e.make_project(tmp_path / f"project{next(counter)}")
+    def make(**env: str) -> ScratchProject:
+        root = scratch_project(tmp_path / f"project{next(counter)}")
         use_catalog(root, tap_catalog)
         # Mutation checks (and runs pinned to a known tap): a directory holding another
         # copy of the tap_kaiten package, used instead of the installed one.
@@ -39,7 +41,7 @@ def project_factory(tmp_path: Path, tap_catalog: Path) -> Callable[..., MeltanoP
             for item in os.environ.get("RELIABILITY_PLUGIN_ENV", "").split(";")
             if "=" in item
         )
-        return MeltanoProject(root, defaults | env | overrides)
+        return ScratchProject(root, defaults | env | overrides)
 
     return make
 
@@ -61,7 +63,7 @@ def pipeline_env(sandbox, database_url: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def make_pipeline(project_factory, database_url):
-    def make(sandbox, **extra: str) -> MeltanoProject:
+    def make(sandbox, **extra: str) -> ScratchProject:
         return project_factory(**pipeline_env(sandbox, database_url, **extra))
 
     return make

@@ -29,11 +29,12 @@ import pipeline_helpers as e2e  # noqa: E402  (tests/pipeline, found through the
 import truth  # noqa: E402
 
 from kaiten_local.postgres import ROOT  # noqa: E402
+from kaiten_local.project import clean_environ  # noqa: E402
 
 EL = e2e.EL
 STATE_ID = e2e.STATE_ID
-MeltanoProject = e2e.MeltanoProject
 assert_ok = e2e.assert_ok
+card_bookmarks = e2e.card_bookmarks
 query = e2e.query
 STREAMS = truth.STREAMS
 FULL_REFRESH = {"MELTANO_RUN_FULL_REFRESH": "true"}
@@ -80,11 +81,6 @@ def card_positions(state: dict[str, Any]) -> dict[int, tuple[str, int | None]]:
         if value is not None:
             out[partition["context"]["condition"]] = (value, partition.get("last_id"))
     return out
-
-
-def card_bookmarks(state: dict[str, Any]) -> dict[int, str]:
-    """Cards bookmarks by condition (1 live, 2 archived) from a Singer state."""
-    return {condition: value for condition, (value, _) in card_positions(state).items()}
 
 
 def stored_state(url: str) -> dict[str, Any] | None:
@@ -190,10 +186,15 @@ def run_tap_from(project_root: Path, source: Path) -> None:
         f'#!/bin/sh\nPYTHONPATH="{source}" exec "{TAP_PYTHON}" -c "{TAP_CLI}" "$@"\n'
     )
     wrapper.chmod(0o755)
+    set_tap_extras(project_root, executable=str(wrapper))
+
+
+def set_tap_extras(project_root: Path, **extras: str) -> None:
+    """Set keys of the tap-kaiten entry in the scratch project's own meltano.yml."""
     meltano_yml = project_root / "meltano.yml"
     project = yaml.safe_load(meltano_yml.read_text())
     [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-kaiten"]
-    tap["executable"] = str(wrapper)
+    tap.update(extras)
     meltano_yml.write_text(yaml.safe_dump(project, sort_keys=False, allow_unicode=True))
 
 
@@ -211,7 +212,7 @@ def discover_catalog(workdir: Path) -> Path:
             {"api_url": "http://127.0.0.1:9", "api_token": "0" * 8 + "-0000-0000-0000-" + "0" * 12}
         )
     )
-    env = e2e.base_env()
+    env = clean_environ()
     if source := os.environ.get("RELIABILITY_TAP_SOURCE"):
         env["PYTHONPATH"] = source
     found = subprocess.run(
@@ -231,11 +232,7 @@ def use_catalog(project_root: Path, catalog: Path) -> None:
     discovery, one more process, before each of the suite's ~65 runs; its select and
     metadata rules still apply to the given catalog.
     """
-    meltano_yml = project_root / "meltano.yml"
-    project = yaml.safe_load(meltano_yml.read_text())
-    [tap] = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-kaiten"]
-    tap["catalog"] = str(catalog)
-    meltano_yml.write_text(yaml.safe_dump(project, sort_keys=False, allow_unicode=True))
+    set_tap_extras(project_root, catalog=str(catalog))
 
 
 # ---------------------------------------------------------------- processes
@@ -284,12 +281,8 @@ class Background:
         self.card_requests_before = card_requests(sandbox) if sandbox is not None else 0
         self.out_path = project.root / f"bg-{time.monotonic_ns()}.out"
         self.err_path = self.out_path.with_suffix(".err")
-        full_env = e2e.base_env() | project.env | (env or {})
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
-            self.proc = subprocess.Popen(
-                [e2e.MELTANO, *args], cwd=project.root, env=full_env, stdout=out, stderr=err,
-                text=True,
-            )  # fmt: skip
+            self.proc = project.popen(*args, env=env, stdout=out, stderr=err)
         self.pid = self.proc.pid
 
     def poll(self) -> int | None:
@@ -390,7 +383,7 @@ def direct_full_sync(sandbox: Any, database_url: str, schema: str, workdir: Path
     target_bin = (
         ROOT / ".meltano" / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres-dburl"
     )
-    env = e2e.base_env() | {"DATABASE_URL": database_url}
+    env = clean_environ() | {"DATABASE_URL": database_url}
     if source := os.environ.get("RELIABILITY_TAP_SOURCE"):
         env["PYTHONPATH"] = source  # the same tap the Meltano runs use (conftest)
     with (workdir / "tap.err").open("w") as tap_err, (workdir / "target.err").open("w") as t_err:
