@@ -378,21 +378,17 @@ class KaitenPostgresSink(PostgresSink):
     # --- soft delete ------------------------------------------------------------------
 
     def activate_version(self, new_version: int) -> None:
-        if not self.config.get("activate_version", True) or self.config.get("hard_delete"):
-            # The hard delete has no such bind name; its rows must be written first too.
-            if self._pending_batch:
-                draining_status = self.start_drain()
-                self.process_batch(draining_status)
-                self.mark_drained()
-            BATCHES.wait()
-            super().activate_version(new_version)
-            return
+        # Rows of this version still in memory, or still being written, must be in the
+        # table before the rows of older versions go.
         if self._pending_batch:
-            # Rows of this version still in memory must be written before older ones go.
             draining_status = self.start_drain()
             self.process_batch(draining_status)
             self.mark_drained()
         BATCHES.wait()
+        if not self.config.get("activate_version", True) or self.config.get("hard_delete"):
+            # The hard delete has no such bind name: the target's own code does it.
+            super().activate_version(new_version)
+            return
         if not self.connector.table_exists(self.full_table_name):
             return
         with self.connector._connect() as connection, connection.begin():
