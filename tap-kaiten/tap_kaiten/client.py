@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
+import contextlib
 import datetime
 import email.utils
 import hashlib
 import logging
+import math
 import random
 import threading
 import time
 import typing as t
 import weakref
+from concurrent.futures import Future
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -40,6 +44,11 @@ PROGRESS_LOG_SECONDS = 10.0
 # limit again and waits again, so a bogus header cannot stall a run for hours.
 MAX_SERVER_WAIT_SECONDS = 120.0
 MAX_ATTEMPTS = 8
+# Requests in flight at once (max_parallel_requests). Little's law: in flight = rate x
+# answer time; at Kaiten's measured 50/s and its 30-100 ms answers that is 1.5-5, so 8
+# keeps the rate up with answers of up to ~150 ms. At the documented 5/s spacing alone
+# keeps it at 1-2. 1 sends one request at a time.
+DEFAULT_PARALLEL_REQUESTS = 8
 _decode_json = msgspec.json.Decoder().decode
 logger = logging.getLogger("tap-kaiten")
 
@@ -85,87 +94,145 @@ class RateLimiter:
 
     Even spacing (not bursts) keeps any 1-second window at or under the limit, so
     a sliding-window server never has to answer 429, and the API's bound is used
-    in full.
+    in full. Several requests may be in flight (max_parallel_requests); they still
+    leave one at a time, each in its own slot.
     """
 
-    # The N+1st request waits 2 ms past one second after the answer to the 1st: that
-    # alone keeps every server-side window at N whatever the jitter (a 429 costs a whole
-    # second). The spacing only spreads requests evenly, so its margin is small: each
-    # per cent of it is a per cent of every rate-limited sync's time.
+    # The spacing only spreads requests evenly, so its margin is small: each per cent
+    # of it is a per cent of every rate-limited sync's time. The answer window (see
+    # `_delay`) is what keeps every server window at N, with this much to spare.
     SAFETY_SHARE = 0.005
     SAFETY_SECONDS = 0.002
     # A request late for its slot (a slow answer, a pause of the machine) may be followed
     # by up to this many seconds' worth of requests sent back to back, so that short
     # stalls cost no throughput; the answer window still caps every second at N.
     CATCH_UP_SECONDS = 0.1
+    # A request is counted as admitted as late as its answer minus this share of the
+    # fastest round trip among the last RECENT_ANSWERS (see `answered`).
+    ADMISSION_CREDIT_SHARE = 0.5
+    RECENT_ANSWERS = 20
 
-    def __init__(self, requests_per_second: float) -> None:
-        self._lock = threading.Lock()
-        # When the answers to the last N requests arrived (N = requests per second).
-        self._answered_at: collections.deque[float] = collections.deque()
+    def __init__(self, requests_per_second: float, max_in_flight: int = 1) -> None:
+        self._state = threading.Condition(threading.Lock())
+        # One request at a time is placed in a slot; the others queue here, so
+        # answers, pauses and header updates never wait behind a sleeping request.
+        self._turn = threading.Lock()
+        # Latest possible server admission of the last N answered requests, ascending.
+        self._admitted: list[float] = []
+        self._round_trips: collections.deque[float] = collections.deque(maxlen=self.RECENT_ANSWERS)
+        self._in_flight = 0
         self._next_at = 0.0
         self._last_at = 0.0
         self.configured = requests_per_second
         self.rate = requests_per_second
         self.interval = self._interval(requests_per_second)
+        self.max_in_flight = max_in_flight
 
-    def configure(self, requests_per_second: float) -> None:
+    def configure(self, requests_per_second: float, max_in_flight: int = 1) -> None:
         """Take the configured rate (a new run may configure another)."""
+        with self._state:
+            self.max_in_flight = max_in_flight
+            self._state.notify_all()
         if requests_per_second != self.configured:
             self.configured = requests_per_second
             self._set_rate(requests_per_second)
 
     def _set_rate(self, requests_per_second: float) -> None:
-        with self._lock:
+        with self._state:
             self.rate = requests_per_second
             self.interval = self._interval(requests_per_second)
             # The next request keeps the new spacing from the last one already sent.
             self._next_at = max(self._next_at, self._last_at + self.interval)
+            self._state.notify_all()
 
     @classmethod
     def _interval(cls, requests_per_second: float) -> float:
         exact = 1.0 / requests_per_second
         return exact * (1 + cls.SAFETY_SHARE)
 
-    def wait(self) -> None:
-        with self._lock:
-            delay = self._next_at - time.monotonic()
-            # Even spacing counts from when requests left, but the server counts when it
-            # admitted them: one held up on its way (a slow proxy, a busy server) lands
-            # closer to the next ones. The request N back was admitted before its answer
-            # arrived, so waiting one second past that answer keeps every server window
-            # at N whatever the delays (measured: 9-15 answers 429 in a 1,000-card sync
-            # at 5/s without this, each costing a second).
-            window = self._window()
-            if len(self._answered_at) >= window:
-                oldest = self._answered_at[-window]
-                delay = max(delay, oldest + 1.0 + self.SAFETY_SECONDS - time.monotonic())
-            if delay > 0:
-                time.sleep(delay)
-            self._last_at = time.monotonic()
-            # The next slot counts from this one, not from when sleep() returned: its
-            # overshoot (ms on a busy machine) must not add up, or 50/s becomes ~37/s.
-            # Behind schedule, the slots lost are made up for up to CATCH_UP_SECONDS
-            # (at least one slot), never beyond what the answer window above allows.
-            credit = max(self.interval, self.CATCH_UP_SECONDS)
-            self._next_at = max(
-                self._next_at + self.interval, self._last_at + self.interval - credit
-            )
+    def wait(self) -> float:
+        """Block until a request may leave; returns the ticket to pass to `answered`."""
+        with self._turn, self._state:
+            while True:
+                delay = self.delay()
+                if delay <= 0:
+                    return self.grant()
+                # Woken early by an answer (a place in flight, an answer window that
+                # moved) or a pause: the delay is worked out again.
+                self._state.wait(None if delay == math.inf else delay)
+
+    def delay(self) -> float:
+        """Seconds until the next request may leave (inf: until an answer comes back).
+
+        Called with the state lock held (or on a simulated clock, without threads).
+        """
+        now = time.monotonic()
+        if self._in_flight >= self.max_in_flight:
+            return math.inf
+        delay = self._next_at - now
+        # The answer window. Even spacing counts from when requests left, but the server
+        # counts when it admitted them: one held up on its way (a slow proxy, a busy
+        # server) lands closer to the next ones (measured: 9-15 answers 429 in a
+        # 1,000-card sync at 5/s without this, each costing a second). A request was
+        # admitted before its answer came back: so a new request leaves only when at most
+        # N-1 others can still be in the server's window: those in flight, and those
+        # answered less than a second ago.
+        window = self._window()
+        room = window - self._in_flight
+        if room <= 0:
+            return math.inf
+        if len(self._admitted) >= room:
+            oldest = self._admitted[-room]
+            delay = max(delay, oldest + 1.0 + self.SAFETY_SECONDS - now)
+        return delay
+
+    def grant(self) -> float:
+        """Let one request leave now (after `delay` reached 0); returns its ticket."""
+        now = time.monotonic()
+        self._in_flight += 1
+        self._last_at = now
+        # The next slot counts from this one, not from when the wait returned: its
+        # overshoot (ms on a busy machine) must not add up, or 50/s becomes ~37/s.
+        # Behind schedule, the slots lost are made up for up to CATCH_UP_SECONDS
+        # (at least one slot), never beyond what the answer window allows.
+        credit = max(self.interval, self.CATCH_UP_SECONDS)
+        self._next_at = max(self._next_at + self.interval, now + self.interval - credit)
+        return now
 
     def _window(self) -> int:
         return max(int(self.rate), 1)
 
-    def answered(self) -> None:
-        """An answer (or an error) came back for a request let through by `wait`."""
-        with self._lock:
-            self._answered_at.append(time.monotonic())
-            while len(self._answered_at) > self._window():
-                self._answered_at.popleft()
+    def answered(self, ticket: float) -> None:
+        """An answer (or an error) came back for the request `wait` returned `ticket` to.
+
+        The server admitted it somewhere between the ticket and now. Counting it as
+        admitted now would cost one round trip per N requests (10 % at 100 ms answers);
+        a round trip is way in plus way back, each at least a share of the fastest one
+        seen, so the admission is counted ADMISSION_CREDIT_SHARE of that fastest round
+        trip earlier. With a fixed delay all on the way in (the sandbox's latency_ms, the
+        worst case) that still holds: the next request's way in is as long. No credit
+        before RECENT_ANSWERS answers: one slow first answer cannot vouch for itself.
+        """
+        with self._state:
+            now = time.monotonic()
+            self._in_flight = max(self._in_flight - 1, 0)
+            self._round_trips.append(now - ticket)
+            credit = 0.0
+            if len(self._round_trips) == self.RECENT_ANSWERS:
+                # Only from a full sample: a first answer held up on its way must not
+                # vouch for itself.
+                credit = self.ADMISSION_CREDIT_SHARE * min(self._round_trips)
+            bisect.insort(self._admitted, now - credit)
+            excess = len(self._admitted) - self._window()
+            if excess > 0:
+                del self._admitted[:excess]
+            self._state.notify_all()
 
     def pause(self, seconds: float) -> None:
         """Hold every stream's next request for `seconds` from now."""
-        with self._lock:
+        with self._state:
             self._next_at = max(self._next_at, time.monotonic() + seconds)
+            self._state.notify_all()
 
     def observe(self, response: requests.Response) -> None:
         """Follow the X-RateLimit-* headers of every answer.
@@ -203,15 +270,17 @@ _LIMITERS: dict[tuple[str, str], RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
-def shared_limiter(api_url: str, token: str, requests_per_second: float) -> RateLimiter:
+def shared_limiter(
+    api_url: str, token: str, requests_per_second: float, max_in_flight: int = 1
+) -> RateLimiter:
     """The process-wide limiter for one (Kaiten host, token): Kaiten limits per token."""
     key = (api_url, hashlib.sha256(token.encode()).hexdigest())
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(key)
         if limiter is None:
-            limiter = _LIMITERS[key] = RateLimiter(requests_per_second)
+            limiter = _LIMITERS[key] = RateLimiter(requests_per_second, max_in_flight)
         else:
-            limiter.configure(requests_per_second)
+            limiter.configure(requests_per_second, max_in_flight)
         return limiter
 
 
@@ -250,10 +319,93 @@ class EmptyBodyError(RetriableAPIError):
     """200 with an empty body on a list page: asked again once before it counts as []."""
 
 
+# A worker thread's own HTTP session (requests.Session is not meant to be shared).
+_WORKER = threading.local()
+
+
+class Prefetcher:
+    """Worker threads that send requests before the stream that reads them asks.
+
+    Each request is registered under its URL when submitted; the stream's own request
+    for that URL then takes the outcome (the response, or the exception its retries
+    ended in) instead of asking again. Workers are daemon threads: a run that fails
+    exits at once instead of waiting for other cards' retries, whose answers would be
+    thrown away anyway.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._tasks: collections.deque[tuple[Future, Callable[[], t.Any]]] = collections.deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._pending: dict[str, collections.deque[Future]] = {}
+        self._pending_lock = threading.Lock()
+        for number in range(workers):
+            threading.Thread(
+                target=self._work, name=f"tap-kaiten-request-{number}", daemon=True
+            ).start()
+
+    def submit(self, url: str, call: Callable[[], t.Any], *, first: bool = False) -> None:
+        """Run `call` on a worker; `first`: ahead of everything already queued."""
+        future: Future = Future()
+        with self._pending_lock:
+            self._pending.setdefault(url, collections.deque()).append(future)
+        with self._ready:
+            if first:
+                self._tasks.appendleft((future, call))
+            else:
+                self._tasks.append((future, call))
+            self._ready.notify()
+
+    def take(self, url: str) -> Future | None:
+        """The outcome submitted for `url` (oldest first), if any."""
+        with self._pending_lock:
+            waiting = self._pending.get(url)
+            if not waiting:
+                return None
+            future = waiting.popleft()
+            if not waiting:
+                del self._pending[url]
+            return future
+
+    def close(self) -> None:
+        """Cancel what has not started; workers stop after their current request."""
+        with self._ready:
+            self._closed = True
+            for future, _ in self._tasks:
+                future.cancel()
+            self._tasks.clear()
+            self._ready.notify_all()
+        with self._pending_lock:
+            self._pending.clear()
+
+    def _work(self) -> None:
+        _WORKER.session = requests.Session()
+        try:
+            while True:
+                with self._ready:
+                    while not self._tasks and not self._closed:
+                        self._ready.wait()
+                    if self._closed:
+                        return
+                    future, call = self._tasks.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    result = call()
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+        finally:
+            _WORKER.session.close()
+
+
 class _RunState:
     """What all streams of one tap run share."""
 
     def __init__(self) -> None:
+        # Requests sent ahead for the cards being read (max_parallel_requests > 1).
+        self.prefetcher: Prefetcher | None = None
         self.first_response_seen = False
         self.refused_before_first_response = 0
         # `/spaces` answers both the spaces and the boards stream: read it once.
@@ -293,8 +445,10 @@ class KaitenStream(RESTStream[int]):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._previous_page_digest: bytes | None = None
-        self._empty_body_url: str | None = None
+        # Per thread: requests of one stream may be in flight on several threads.
+        self._local = threading.local()
         self._requests_made = 0
+        self._count_lock = threading.Lock()
         self._records_read = 0
         self._last_progress_log = time.monotonic()
 
@@ -319,11 +473,23 @@ class KaitenStream(RESTStream[int]):
         return (CONNECT_TIMEOUT, float(self.config.get("request_timeout") or DEFAULT_READ_TIMEOUT))
 
     @property
+    @override
+    def requests_session(self) -> requests.Session:
+        # A prefetch worker sends on its own session.
+        session = getattr(_WORKER, "session", None)
+        return session if session is not None else super().requests_session
+
+    @property
+    def max_parallel_requests(self) -> int:
+        return int(self.config.get("max_parallel_requests") or DEFAULT_PARALLEL_REQUESTS)
+
+    @property
     def rate_limiter(self) -> RateLimiter:
         return shared_limiter(
             self.config["api_url"],
             self.config["api_token"],
             float(self.config.get("requests_per_second") or 5),
+            self.max_parallel_requests,
         )
 
     @property
@@ -348,16 +514,60 @@ class KaitenStream(RESTStream[int]):
 
     @override
     def request_decorator(self, func: Callable) -> Callable:
+        retried = self.retried_request(func)
+
+        def prefetched_or_sent(
+            prepared_request: requests.PreparedRequest, context: Context | None
+        ) -> requests.Response:
+            prefetcher = self.run_state.prefetcher
+            if prefetcher is not None:
+                future = prefetcher.take(prepared_request.url or "")
+                if future is not None:
+                    # Sent ahead through retried_request: its answer, or the very
+                    # exception its retries ended in.
+                    return future.result()  # type: ignore[no-any-return]
+            return retried(prepared_request, context)  # type: ignore[no-any-return]
+
+        return prefetched_or_sent
+
+    def send_ahead(
+        self,
+        prepared_request: requests.PreparedRequest,
+        context: Context | None,
+        *,
+        missing_ok: bool | None = None,
+    ) -> requests.Response:
+        """What the stream's own request would do (limiter, retries, errors), on a worker."""
+        with self.missing_ok(self.not_found_is_empty if missing_ok is None else missing_ok):
+            return self.retried_request(self._request)(prepared_request, context)  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def missing_ok(self, value: bool = True) -> Iterator[None]:
+        """On this thread, a 404 means "deleted meanwhile" (KaitenNotFoundError)."""
+        before = getattr(self._local, "missing_ok", None)
+        self._local.missing_ok = value
+        try:
+            yield
+        finally:
+            self._local.missing_ok = before
+
+    def _not_found_is_empty_now(self) -> bool:
+        value = getattr(self._local, "missing_ok", None)
+        return self.not_found_is_empty if value is None else bool(value)
+
+    def retried_request(self, func: Callable) -> Callable:
+        """`func` behind the shared rate limiter and the SDK's retries."""
         limiter = self.rate_limiter
 
         def rate_limited(prepared_request: requests.PreparedRequest, context: Context | None):  # noqa: ANN202
-            limiter.wait()
-            self._requests_made += 1
+            ticket = limiter.wait()
+            with self._count_lock:
+                self._requests_made += 1
             try:
                 try:
                     return func(prepared_request, context)
                 finally:
-                    limiter.answered()
+                    limiter.answered(ticket)
             except requests.exceptions.ConnectionError as exc:
                 # A host that does not resolve before anything ever answered is a
                 # typo in KAITEN_API_URL, not a network blip: fail now, not after retries.
@@ -401,7 +611,7 @@ class KaitenStream(RESTStream[int]):
             raise KaitenAPIError(msg)
         if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise RetriableAPIError(f"[{status}] {response.reason} on {path}", response)
-        if status == HTTPStatus.NOT_FOUND and self.not_found_is_empty:
+        if status == HTTPStatus.NOT_FOUND and self._not_found_is_empty_now():
             raise KaitenNotFoundError(f"Kaiten API Error [404] on {path}")
         if status >= HTTPStatus.BAD_REQUEST:
             msg = f"Kaiten API Error [{status}] on {path}: {kaiten_message(response)}"
@@ -414,11 +624,11 @@ class KaitenStream(RESTStream[int]):
             # Kaiten sometimes answers a list with an empty body. Taken at face value
             # mid-paging it would end the stream early, so ask once more; a second
             # empty answer really means [].
-            if response.url != self._empty_body_url:
-                self._empty_body_url = response.url
+            if response.url != getattr(self._local, "empty_body_url", None):
+                self._local.empty_body_url = response.url
                 raise EmptyBodyError(f"empty body from {path}", response)
             body = b"[]"
-        self._empty_body_url = None
+        self._local.empty_body_url = None
         try:
             payload = _decode_json(body)
         except msgspec.DecodeError:
@@ -497,21 +707,22 @@ class KaitenStream(RESTStream[int]):
             self.run_state.spaces_payload = list(spaces_stream.request_records(None))
         return self.run_state.spaces_payload
 
+    def prepare_one(self, path: str) -> requests.PreparedRequest:
+        """The request fetch_one(path) makes."""
+        return self.build_prepared_request(
+            method="GET", url=self.url_base + path, headers=self.http_headers
+        )
+
     def fetch_one(self, path: str) -> dict | None:
         """GET one object outside the stream's own paging: same limiter, retries, errors.
 
         Returns None on 404 (the object was deleted meanwhile).
         """
-        prepared = self.build_prepared_request(
-            method="GET", url=self.url_base + path, headers=self.http_headers
-        )
-        missing_ok, self.not_found_is_empty = self.not_found_is_empty, True
         try:
-            response = self.request_decorator(self._request)(prepared, None)
+            with self.missing_ok():
+                response = self.request_decorator(self._request)(self.prepare_one(path), None)
         except KaitenNotFoundError:
             return None
-        finally:
-            self.not_found_is_empty = missing_ok
         records = records_of(response)
         return records[0] if records else None
 

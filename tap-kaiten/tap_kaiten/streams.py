@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import typing as t
 from dataclasses import dataclass
 
 from singer_sdk import typing as th
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
-from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.streams import core as _sdk_stream_core
 from typing_extensions import override
 
 from tap_kaiten.client import (
     KaitenNotFoundError,
     KaitenStream,
+    Prefetcher,
     format_datetime,
     parse_datetime,
     records_of,
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     import requests
     from singer_sdk.helpers.types import Context
@@ -536,23 +539,46 @@ class CardsPaginator(BaseAPIPaginator[CardsPage]):
 
     @override
     def get_next(self, response: requests.Response) -> CardsPage | None:
-        page = self.current_value
-        if _shifted(response):
-            anchor = page.cursor[0] if page.cursor else page.anchor_ms
-            restarts = page.restarts + 1 if anchor == page.anchor_ms else 0
-            return CardsPage(anchor, 0, page.cursor, None, restarts)
-        last_row = _key(records_of(response)[-1])
-        cursor = max(page.cursor, last_row) if page.cursor else last_row
-        if last_row[0] == page.anchor_ms:
-            # The whole page sits in the anchor millisecond: re-anchoring would ask
-            # the same question again, so walk this tie group by offset.
-            step = self.page_size - OFFSET_OVERLAP
-            return CardsPage(page.anchor_ms, page.offset + step, cursor, last_row, page.restarts)
-        return CardsPage(last_row[0], 0, cursor)
+        return following_page(self.current_value, response, self.page_size)
+
+
+def following_page(page: CardsPage, response: requests.Response, page_size: int) -> CardsPage:
+    """The page after `page`, given its answer (the paginator's rule; also for prefetch)."""
+    if _shifted(response):
+        anchor = page.cursor[0] if page.cursor else page.anchor_ms
+        restarts = page.restarts + 1 if anchor == page.anchor_ms else 0
+        return CardsPage(anchor, 0, page.cursor, None, restarts)
+    last_row = _key(records_of(response)[-1])
+    cursor = max(page.cursor, last_row) if page.cursor else last_row
+    if last_row[0] == page.anchor_ms:
+        # The whole page sits in the anchor millisecond: re-anchoring would ask
+        # the same question again, so walk this tie group by offset.
+        step = page_size - OFFSET_OVERLAP
+        return CardsPage(page.anchor_ms, page.offset + step, cursor, last_row, page.restarts)
+    return CardsPage(last_row[0], 0, cursor)
+
+
+def rows_of_page(page: CardsPage, records: list[dict]) -> list[dict] | None:
+    """The cards of a page to hand on (past the cursor); None if the rows shifted."""
+    if (
+        page.last_row is not None
+        and page.restarts < MAX_RESTARTS
+        and not any(_key(record) == page.last_row for record in records)
+    ):
+        return None
+    cursor = page.cursor
+    return [record for record in records if cursor is None or _key(record) > cursor]
 
 
 def _shifted(response: requests.Response) -> bool:
     return bool(getattr(response, "kaiten_shifted", False))
+
+
+@dataclass(frozen=True)
+class _At:
+    """A paginator stand-in for the SDK's request builder: only the page is read."""
+
+    current_value: CardsPage
 
 
 class CardsStream(KaitenStream):
@@ -762,20 +788,82 @@ class CardsStream(KaitenStream):
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         page = self._paginator.current_value
-        records = records_of(response)
         self.log_progress()
-        if (
-            page.last_row is not None
-            and page.restarts < MAX_RESTARTS
-            and not any(_key(record) == page.last_row for record in records)
-        ):
+        sent_ahead = getattr(response, "kaiten_rows", None)
+        if sent_ahead is not None and sent_ahead[0] == page:
+            rows = sent_ahead[1]  # worked out (and children sent for) when it arrived
+        else:
+            rows = rows_of_page(page, records_of(response))
+            sent_ahead = None
+        if rows is None:
             self.logger.info("cards: rows shifted between two pages; reading on from the cursor")
             response.kaiten_shifted = True  # type: ignore[attr-defined]
+        prefetcher = self.run_state.prefetcher
+        if prefetcher is not None:
+            if sent_ahead is None and rows:
+                self._send_card_requests_ahead(prefetcher, rows)
+            self._send_next_page_ahead(prefetcher, page, response)
+        return rows or []
+
+    def _send_next_page_ahead(
+        self, prefetcher: Prefetcher, page: CardsPage, response: requests.Response
+    ) -> None:
+        """Ask for the next page while this one's cards are handed on.
+
+        The same request the paginator will make next (same rule, same parameters); its
+        rows are worked out and their per-card requests queued as soon as it arrives.
+        """
+        paginator = self._paginator
+        if not paginator.has_more(response):
             return
-        cursor = page.cursor
-        for record in records:
-            if cursor is None or _key(record) > cursor:
-                yield record
+        following = following_page(page, response, paginator.page_size)
+        if following == page:
+            return  # the SDK stops on a repeated token: nothing to read ahead
+        context = self._partition
+        prepared = self._prepare_request(context=context, page=_At(following))  # type: ignore[arg-type]
+
+        def fetch() -> requests.Response:
+            answer = self.send_ahead(prepared, context)
+            rows = rows_of_page(following, records_of(answer))
+            if rows:
+                self._send_card_requests_ahead(prefetcher, rows)
+            answer.kaiten_rows = (following, rows)  # type: ignore[attr-defined]
+            return answer
+
+        prefetcher.submit(prepared.url or "", fetch, first=True)
+
+    def _send_card_requests_ahead(self, prefetcher: Prefetcher, rows: list[dict]) -> None:
+        """Queue the requests these cards will need, in the order they will be needed.
+
+        Exactly those the sequential path makes: the full card when it has checklists,
+        then each selected child stream's request (history; comments if there are any).
+        Nothing for a deselected child. A stream map could filter cards (their children
+        are then never read): with one, children are read one by one as before.
+        """
+        with_checklists = self.config.get("include_checklists", True)
+        children: list[_CardChildStream] = []
+        if isinstance(self.stream_maps[0], SameRecordTransform):
+            children = [
+                child
+                for child in self.child_streams
+                if child.selected and isinstance(child, _CardChildStream)
+            ]
+        for row in rows:
+            if with_checklists and "checklists" not in row and row.get("checklists_total") != 0:
+                prepared = self.prepare_one(f"/cards/{row['id']}")
+                prefetcher.submit(
+                    prepared.url or "",
+                    functools.partial(self.send_ahead, prepared, None, missing_ok=True),
+                )
+            if not children:
+                continue
+            context = self.get_child_context(row, None)
+            for child in children:
+                if child.has_records(context):
+                    prepared = child.prepared_request_for(context)
+                    prefetcher.submit(
+                        prepared.url or "", functools.partial(child.send_ahead, prepared, context)
+                    )
 
     def is_full_read(self) -> bool:
         """A run that reads every card there is: no bookmark, no floor, no filter."""
@@ -804,8 +892,26 @@ class CardsStream(KaitenStream):
                 stream.start_table_version()  # the version must be on the first record
         yield from records
 
+    @contextlib.contextmanager
+    def _requests_ahead(self) -> Iterator[None]:
+        """Worker threads for this partition's requests (max_parallel_requests > 1)."""
+        workers = self.max_parallel_requests
+        if workers <= 1:
+            yield
+            return
+        prefetcher = self.run_state.prefetcher = Prefetcher(workers)
+        try:
+            yield
+        finally:
+            self.run_state.prefetcher = None
+            prefetcher.close()
+
     def _read_partition(self, context: Context | None) -> Iterable[dict]:
         self._partition = context  # get_new_paginator() is not given the context
+        with self._requests_ahead():
+            yield from self._read_cards(context)
+
+    def _read_cards(self, context: Context | None) -> Iterable[dict]:
         state = self.get_context_state(context)
         with_checklists = self.config.get("include_checklists", True)
         for record in super().get_records(context):
@@ -846,8 +952,18 @@ class _CardChildStream(KaitenStream):
     page_size = None
     not_found_is_empty = True
 
+    def has_records(self, context: Context) -> bool:
+        """Whether this card needs the request at all (judged from its /cards row)."""
+        return True
+
+    def prepared_request_for(self, context: Context) -> requests.PreparedRequest:
+        """The request get_records(context) makes (built by the SDK the same way)."""
+        return self._prepare_request(context=context, page=SinglePagePaginator())
+
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
+        if context is not None and not self.has_records(context):
+            return
         try:
             yield from super().get_records(context)
         except KaitenNotFoundError:
@@ -901,7 +1017,6 @@ class CardCommentsStream(_CardChildStream):
     )
 
     @override
-    def get_records(self, context: Context | None) -> Iterable[dict]:
-        if context and context.get("comments_total") == 0:
-            return  # the card says it has no comments: save the request
-        yield from super().get_records(context)
+    def has_records(self, context: Context) -> bool:
+        # The card says it has no comments: save the request.
+        return context.get("comments_total") != 0

@@ -19,7 +19,12 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, Retriabl
 from typing_extensions import override
 
 from tap_kaiten import streams
-from tap_kaiten.client import KaitenAPIError, describe_transport_error, parse_datetime
+from tap_kaiten.client import (
+    DEFAULT_PARALLEL_REQUESTS,
+    KaitenAPIError,
+    describe_transport_error,
+    parse_datetime,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.streams import Stream
@@ -38,6 +43,7 @@ NUMBER_RANGES: tuple[tuple[str, float, float, bool], ...] = (
     ("requests_per_second", 0.1, 1000, False),
     ("lookback_minutes", 0, 43200, True),
     ("request_timeout", 1, 600, False),
+    ("max_parallel_requests", 1, 32, True),
 )
 
 STREAM_TYPES: tuple[type[Stream], ...] = (
@@ -102,6 +108,18 @@ class TapKaiten(Tap):
             description=(
                 "Client-side limit shared by all streams (Kaiten documents 5/s; 50/s was "
                 "measured per token). Retry-After and X-RateLimit-* are always obeyed."
+            ),
+        ),
+        th.Property(
+            "max_parallel_requests",
+            th.IntegerType,
+            default=DEFAULT_PARALLEL_REQUESTS,
+            title="Requests in flight",
+            description=(
+                "How many requests may be in flight at once (1 to 32; 1 = one at a time). "
+                "While cards are read, each card's history, comments and checklists and the "
+                "next /cards page are asked for ahead, within requests_per_second. 8 keeps "
+                "50 requests/s with answers of up to ~150 ms."
             ),
         ),
         th.Property(

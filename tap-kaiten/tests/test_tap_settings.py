@@ -89,6 +89,18 @@ def settings_error(**config) -> str:
             {"api_url": URL, "api_token": TOKEN, "request_timeout": 0},
             "request_timeout must be a number from 1 to 600",
         ),
+        (
+            {"api_url": URL, "api_token": TOKEN, "max_parallel_requests": 0},
+            "max_parallel_requests must be an integer from 1 to 32 (got 0)",
+        ),
+        (
+            {"api_url": URL, "api_token": TOKEN, "max_parallel_requests": 64},
+            "max_parallel_requests must be an integer from 1 to 32 (got 64)",
+        ),
+        (
+            {"api_url": URL, "api_token": TOKEN, "max_parallel_requests": 2.5},
+            "max_parallel_requests must be an integer",
+        ),
         ({"api_url": URL, "api_token": TOKEN, "space_ids": [1, -2]}, "space_ids must be a list"),
         ({"api_url": URL, "api_token": TOKEN, "space_ids": "1,2"}, "space_ids must be a list"),
         ({"api_url": URL, "api_token": TOKEN, "include_archived": "no"}, "include_archived"),
@@ -151,6 +163,11 @@ def test_token_that_is_not_a_uuid_only_warns(caplog):
         ),
         ({"api_url": URL, "api_token": "Bearer " + TOKEN}, {}, "remove the word"),
         ({"api_url": URL, "api_token": TOKEN, "start_date": "2024-02-30"}, {}, "start_date"),
+        (
+            {"api_url": URL, "api_token": TOKEN, "max_parallel_requests": 0},
+            {},
+            "max_parallel_requests must be an integer from 1 to 32",
+        ),
         (None, {"KAITEN_API_URL": URL + "/api/v1", "KAITEN_API_TOKEN": TOKEN}, "'/api/v1'"),
     ],
 )
