@@ -516,7 +516,7 @@ class _RecordDecoder:
         message = {
             "type": decoded.type,
             "stream": decoded.stream,
-            "record": dict(zip(self.names, msgspec.structs.astuple(decoded.record))),
+            "record": dict(zip(self.names, msgspec.structs.astuple(decoded.record), strict=True)),
         }
         if decoded.version is not _UNSET:
             message["version"] = decoded.version
@@ -589,9 +589,7 @@ class KaitenTargetPostgres(TargetPostgres):
             if isinstance(connector.to_sql_type(prop), sqlalchemy.JSON)
         }
         if raw:
-            RECORD_DECODERS[stream.encode()] = _RecordDecoder(
-                stream, properties, raw, self.logger
-            )
+            RECORD_DECODERS[stream.encode()] = _RecordDecoder(stream, properties, raw, self.logger)
 
     def _write_state_message(self, state: dict) -> None:
         # A bookmark is only passed on once every batch before it is in the database.
