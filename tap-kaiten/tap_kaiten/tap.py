@@ -14,11 +14,10 @@ from urllib.parse import urlsplit
 import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 from typing_extensions import override
 
-from tap_kaiten import streams
+from tap_kaiten import output, streams
 from tap_kaiten.client import (
     DEFAULT_PARALLEL_REQUESTS,
     KaitenAPIError,
@@ -69,8 +68,9 @@ class TapKaiten(Tap):
     """Singer tap for the Kaiten kanban API."""
 
     name = "tap-kaiten"
-    # msgspec serialises Singer messages several times faster than the default writer.
-    message_writer_class = MsgSpecWriter
+    # msgspec serialises Singer messages several times faster than the default writer;
+    # ours writes them to stdout in blocks (tap_kaiten/output.py).
+    message_writer_class = output.BlockMsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -304,6 +304,11 @@ class TapKaiten(Tap):
             msg = f"space_ids must be a list of positive integer space ids (got {value!r})"
             raise KaitenSettingsError(msg)
 
+    @override
+    def sync_all(self) -> None:
+        with output.flushed():
+            super().sync_all()
+
     @classmethod
     @override
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
@@ -320,7 +325,7 @@ class TapKaiten(Tap):
     @override
     def cb_test(cls, *args: t.Any, **kwargs: t.Any) -> None:
         # `tap-kaiten --test` (what `meltano config tap-kaiten test` runs) fails alike.
-        with _one_line_errors():
+        with _one_line_errors(), output.flushed():
             super().cb_test(*args, **kwargs)
 
 
