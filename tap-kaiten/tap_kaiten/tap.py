@@ -17,7 +17,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 from typing_extensions import override
 
-from tap_kaiten import output, streams
+from tap_kaiten import logs, output, streams
 from tap_kaiten.client import (
     DEFAULT_PARALLEL_REQUESTS,
     KaitenAPIError,
@@ -176,7 +176,9 @@ class TapKaiten(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+        streams = [stream_type(tap=self) for stream_type in STREAM_TYPES]
+        logs.quiet_child_syncs(streams)
+        return streams
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
