@@ -8,7 +8,8 @@ at a time (`max_parallel_requests` 1) and once with requests in flight together 
 tap's default, or --parallel). Reported per run: wall time of the tap process, the API
 bound (the fewest requests that read the workspace, counted from the sandbox's truth as
 in pipeline_bench.py, divided by RATE), their ratio, requests made, 429s, the busiest
-second as the sandbox counted it, and the most requests the sandbox handled at once.
+second as the sandbox counted it, the most requests the sandbox handled at once, and the
+tap process's CPU seconds and peak RSS.
 
 Run: `.venv/bin/python bench/latency_bench.py` (defaults: 1,000 cards at 50/s with 0, 30
 and 100 ms, and 300 cards at 5/s with 100 ms; ~10 min), or e.g.
@@ -18,6 +19,7 @@ and 100 ms, and 300 cards at 5/s with 100 ms; ~10 min), or e.g.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import psutil
 from pipeline_bench import SandboxProcess, minimum_requests
 from tap_kaiten.client import DEFAULT_PARALLEL_REQUESTS
 
@@ -61,10 +64,22 @@ def run_tap(sandbox: SandboxProcess, workdir: Path, rate: int, parallel: int) ->
     env = {**os.environ, "TAP_KAITEN_LOGLEVEL": "WARNING"}
     with open(os.devnull, "wb") as devnull, open(workdir / "stderr.log", "wb") as errors:
         started = time.perf_counter()
-        code = subprocess.call(  # noqa: S603
+        process = subprocess.Popen(  # noqa: S603
             [str(TAP_BIN), "--config", str(config)], stdout=devnull, stderr=errors, env=env
         )
+        watched = psutil.Process(process.pid)
+        peak_rss = 0
+        while True:
+            # wait4: the tap's own CPU time once it ends (its RSS is sampled meanwhile:
+            # ru_maxrss would carry this process's own peak across fork).
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            with contextlib.suppress(psutil.NoSuchProcess):
+                peak_rss = max(peak_rss, watched.memory_info().rss)
+            time.sleep(0.02)
         seconds = time.perf_counter() - started
+        code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit("tap-kaiten failed:\n" + (workdir / "stderr.log").read_text()[-2000:])
     stats = sandbox.control("GET", "/_sandbox/stats")
@@ -72,6 +87,8 @@ def run_tap(sandbox: SandboxProcess, workdir: Path, rate: int, parallel: int) ->
     log = log["requests"] if isinstance(log, dict) else log
     return {
         "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mib": peak_rss / 2**20,
         "requests": stats["requests_total"],
         "rate_limited": stats["rate_limited"],
         "busiest_second": stats["max_requests_in_any_1s"],
@@ -92,9 +109,10 @@ def main() -> None:
     )
     print(
         "| cards | limit | latency ms | max_parallel_requests | wall s | minimum requests | "
-        "API bound s | ratio | requests | 429s | busiest 1 s | most in flight | load |"
+        "API bound s | ratio | requests | 429s | busiest 1 s | most in flight | tap CPU s | "
+        "tap peak RSS MiB | load |"
     )
-    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for spec in args.runs:
         cards_rate, _, latency = spec.partition(":")
         cards, _, rate = cards_rate.partition("@")
@@ -126,7 +144,8 @@ def measure(
             f"{result['seconds']:.1f} | {minimum:,} | {bound:.1f} | "
             f"**{result['seconds'] / bound:.3f}** | {result['requests']:,} | "
             f"{result['rate_limited']} | {result['busiest_second']} | "
-            f"{result['most_in_flight']} | {load:.2f} |",
+            f"{result['most_in_flight']} | {result['cpu']:.1f} | {result['peak_rss_mib']:.0f} | "
+            f"{load:.2f} |",
             flush=True,
         )
 

@@ -130,9 +130,10 @@ class RateLimiter:
 
     def configure(self, requests_per_second: float, max_in_flight: int = 1) -> None:
         """Take the configured rate (a new run may configure another)."""
-        with self._state:
-            self.max_in_flight = max_in_flight
-            self._state.notify_all()
+        if max_in_flight != self.max_in_flight:
+            with self._state:
+                self.max_in_flight = max_in_flight
+                self._state.notify_all()
         if requests_per_second != self.configured:
             self.configured = requests_per_second
             self._set_rate(requests_per_second)
@@ -323,38 +324,84 @@ class EmptyBodyError(RetriableAPIError):
 _WORKER = threading.local()
 
 
+class _Lane:
+    """A queue of calls and the worker threads that run them, started as work arrives."""
+
+    def __init__(self, name: str, workers: int) -> None:
+        self._name = name
+        self._max_workers = workers
+        self._workers = 0
+        self._idle = 0
+        self._tasks: collections.deque[tuple[Future, Callable[[], t.Any]]] = collections.deque()
+        self._ready = threading.Condition()
+        self._closed = False
+
+    def submit(self, future: Future, call: Callable[[], t.Any]) -> None:
+        with self._ready:
+            self._tasks.append((future, call))
+            if self._idle == 0 and self._workers < self._max_workers:
+                self._workers += 1
+                # Daemon: a run that fails exits at once instead of waiting for other
+                # cards' retries, whose answers would be thrown away anyway.
+                threading.Thread(
+                    target=self._work, name=f"{self._name}-{self._workers}", daemon=True
+                ).start()
+            self._ready.notify()
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            for future, _ in self._tasks:
+                future.cancel()
+            self._tasks.clear()
+            self._ready.notify_all()
+
+    def _work(self) -> None:
+        _WORKER.session = requests.Session()
+        try:
+            while True:
+                with self._ready:
+                    self._idle += 1
+                    while not self._tasks and not self._closed:
+                        self._ready.wait()
+                    self._idle -= 1
+                    if self._closed:
+                        return
+                    future, call = self._tasks.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    result = call()
+                except BaseException as exc:  # handed to the reader as is
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+        finally:
+            _WORKER.session.close()
+
+
 class Prefetcher:
     """Worker threads that send requests before the stream that reads them asks.
 
     Each request is registered under its URL when submitted; the stream's own request
     for that URL then takes the outcome (the response, or the exception its retries
-    ended in) instead of asking again. Workers are daemon threads: a run that fails
-    exits at once instead of waiting for other cards' retries, whose answers would be
-    thrown away anyway.
+    ended in) instead of asking again. Pages have a thread of their own, so the next
+    page never waits behind a page's worth of card requests (and its large answers are
+    always allocated by the same thread: one more malloc arena, not one per worker).
     """
 
     def __init__(self, workers: int) -> None:
-        self._tasks: collections.deque[tuple[Future, Callable[[], t.Any]]] = collections.deque()
-        self._ready = threading.Condition()
-        self._closed = False
+        self._pages = _Lane("tap-kaiten-pages", 1)
+        self._cards = _Lane("tap-kaiten-requests", workers)
         self._pending: dict[str, collections.deque[Future]] = {}
         self._pending_lock = threading.Lock()
-        for number in range(workers):
-            threading.Thread(
-                target=self._work, name=f"tap-kaiten-request-{number}", daemon=True
-            ).start()
 
-    def submit(self, url: str, call: Callable[[], t.Any], *, first: bool = False) -> None:
-        """Run `call` on a worker; `first`: ahead of everything already queued."""
+    def submit(self, url: str, call: Callable[[], t.Any], *, page: bool = False) -> None:
+        """Run `call` on a worker; `page`: on the pages thread."""
         future: Future = Future()
         with self._pending_lock:
             self._pending.setdefault(url, collections.deque()).append(future)
-        with self._ready:
-            if first:
-                self._tasks.appendleft((future, call))
-            else:
-                self._tasks.append((future, call))
-            self._ready.notify()
+        (self._pages if page else self._cards).submit(future, call)
 
     def take(self, url: str) -> Future | None:
         """The outcome submitted for `url` (oldest first), if any."""
@@ -369,35 +416,10 @@ class Prefetcher:
 
     def close(self) -> None:
         """Cancel what has not started; workers stop after their current request."""
-        with self._ready:
-            self._closed = True
-            for future, _ in self._tasks:
-                future.cancel()
-            self._tasks.clear()
-            self._ready.notify_all()
+        self._pages.close()
+        self._cards.close()
         with self._pending_lock:
             self._pending.clear()
-
-    def _work(self) -> None:
-        _WORKER.session = requests.Session()
-        try:
-            while True:
-                with self._ready:
-                    while not self._tasks and not self._closed:
-                        self._ready.wait()
-                    if self._closed:
-                        return
-                    future, call = self._tasks.popleft()
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    result = call()
-                except BaseException as exc:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
-        finally:
-            _WORKER.session.close()
 
 
 class _RunState:
@@ -485,12 +507,15 @@ class KaitenStream(RESTStream[int]):
 
     @property
     def rate_limiter(self) -> RateLimiter:
-        return shared_limiter(
-            self.config["api_url"],
-            self.config["api_token"],
-            float(self.config.get("requests_per_second") or 5),
-            self.max_parallel_requests,
-        )
+        limiter = self.__dict__.get("_rate_limiter")
+        if limiter is None:  # a stream's settings never change: looked up once
+            limiter = self.__dict__["_rate_limiter"] = shared_limiter(
+                self.config["api_url"],
+                self.config["api_token"],
+                float(self.config.get("requests_per_second") or 5),
+                self.max_parallel_requests,
+            )
+        return limiter
 
     @property
     def run_state(self) -> _RunState:

@@ -830,7 +830,7 @@ class CardsStream(KaitenStream):
             answer.kaiten_rows = (following, rows)  # type: ignore[attr-defined]
             return answer
 
-        prefetcher.submit(prepared.url or "", fetch, first=True)
+        prefetcher.submit(prepared.url or "", fetch, page=True)
 
     def _send_card_requests_ahead(self, prefetcher: Prefetcher, rows: list[dict]) -> None:
         """Queue the requests these cards will need, in the order they will be needed.
