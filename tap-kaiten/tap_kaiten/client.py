@@ -45,9 +45,9 @@ PROGRESS_LOG_SECONDS = 10.0
 MAX_SERVER_WAIT_SECONDS = 120.0
 MAX_ATTEMPTS = 8
 # Requests in flight at once (max_parallel_requests). Little's law: in flight = rate x
-# answer time; at Kaiten's measured 50/s and its 30-100 ms answers that is 1.5-5, so 8
-# keeps the rate up with answers of up to ~150 ms. At the documented 5/s spacing alone
-# keeps it at 1-2. 1 sends one request at a time.
+# answer time; at Kaiten's measured 50/s and its 30-100 ms answers that is 1.5-5, and
+# bursts reach 8 (bench/latency_bench.py: 16 is no faster at 100 ms). At the documented
+# 5/s spacing alone keeps it at 1-2. 1 sends one request at a time.
 DEFAULT_PARALLEL_REQUESTS = 8
 _decode_json = msgspec.json.Decoder().decode
 logger = logging.getLogger("tap-kaiten")
