@@ -756,9 +756,10 @@ class KaitenStream(RESTStream[int]):
         # Fields the schema does not know are kept in `extra_fields` instead of
         # being dropped by the SDK.
         known = self._known_properties
+        if known.issuperset(row):  # the usual case, checked in C (a Python scan per key
+            return row  # was ~4 % of the tap's CPU on cards)
         unknown = [key for key in row if key not in known]
-        if unknown:
-            row["extra_fields"] = {key: row.pop(key) for key in unknown}
+        row["extra_fields"] = {key: row.pop(key) for key in unknown}
         return row
 
     @property
