@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import ipaddress
+import logging
 import os
 import re
 import sys
@@ -350,8 +351,24 @@ def _one_line_errors() -> t.Iterator[None]:
 
 
 def _fail(message: str) -> t.NoReturn:
+    _silence_logging()
     click.echo(message, err=True)
     sys.exit(1)
+
+
+def _silence_logging() -> None:
+    """No log line after the error line: worker threads may still be finishing requests.
+
+    Logging is switched off, and every handler's lock is taken and kept to the end: a line
+    already on its way to a handler waits there. The locks are re-entrant, so this thread
+    can still flush and close the handlers at exit.
+    """
+    logging.disable(logging.CRITICAL)
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            handler.acquire()
+            handler.flush()
 
 
 def _raise_value_error() -> t.NoReturn:
