@@ -19,7 +19,6 @@ and 100 ms, and 300 cards at 5/s with 100 ms; ~10 min), or e.g.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -31,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import psutil
 from pipeline_bench import SandboxProcess, minimum_requests
+from tap_bench import watch
 from tap_kaiten.client import DEFAULT_PARALLEL_REQUESTS
 
 TAP_BIN = Path(sys.executable).with_name("tap-kaiten")
@@ -67,17 +66,7 @@ def run_tap(sandbox: SandboxProcess, workdir: Path, rate: int, parallel: int) ->
         process = subprocess.Popen(  # noqa: S603
             [str(TAP_BIN), "--config", str(config)], stdout=devnull, stderr=errors, env=env
         )
-        watched = psutil.Process(process.pid)
-        peak_rss = 0
-        while True:
-            # wait4: the tap's own CPU time once it ends (its RSS is sampled meanwhile:
-            # ru_maxrss would carry this process's own peak across fork).
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            with contextlib.suppress(psutil.NoSuchProcess):
-                peak_rss = max(peak_rss, watched.memory_info().rss)
-            time.sleep(0.02)
+        status, usage, peak_rss = watch(process)
         seconds = time.perf_counter() - started
         code = os.waitstatus_to_exitcode(status)
     if code != 0:

@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
@@ -78,6 +80,27 @@ class SandboxProcess:
         self.control("POST", "/_sandbox/stats/reset")
 
 
+def watch(
+    process: subprocess.Popen, on_tick: Callable[[], None] | None = None
+) -> tuple[int, Any, int]:
+    """Wait for the process to end: its wait status, its own rusage and its peak RSS.
+
+    wait4 gives the child's own CPU time once it ends; its RSS is sampled meanwhile
+    (ru_maxrss would carry this process's own peak across fork).
+    """
+    peak_rss = 0
+    watched = psutil.Process(process.pid)
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            return status, usage, peak_rss
+        with contextlib.suppress(psutil.NoSuchProcess):
+            peak_rss = max(peak_rss, watched.memory_info().rss)
+        if on_tick is not None:
+            on_tick()
+        time.sleep(0.02)
+
+
 def catalog_for(config_path: Path, streams: set[str] | None) -> dict:
     discovered = subprocess.run(  # noqa: S603
         [str(TAP_BIN), "--config", str(config_path), "--discover"],
@@ -120,19 +143,14 @@ def run_tap(
             stderr=errors,
             env=env,
         )
-        peak_rss = 0
         first_request_at = None
-        watched = psutil.Process(process.pid)
-        while True:
-            # wait4 gives the child's own CPU time once it ends.
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            with contextlib.suppress(psutil.NoSuchProcess):
-                peak_rss = max(peak_rss, watched.memory_info().rss)
+
+        def note_first_request() -> None:
+            nonlocal first_request_at
             if first_request_at is None and sandbox.stats()["requests_total"]:
                 first_request_at = time.perf_counter()  # interpreter start-up is over
-            time.sleep(0.02)
+
+        status, usage, peak_rss = watch(process, note_first_request)
         finished = time.perf_counter()
         elapsed = finished - started
         process.returncode = os.waitstatus_to_exitcode(status)
