@@ -304,18 +304,15 @@ class KaitenPostgresSink(PostgresSink):
                 return _jsonb_text
 
             def jsonb(value: t.Any) -> str:
-                if type(value) is msgspec.Raw:
-                    text = str(value, "utf-8")
-                    if "\\u0000" not in text:
-                        return text
-                    value = _SINGER_DECODER.decode(value)
-                text = _encode_json(value)
+                text = _jsonb_text(value)
                 # U+0000 inside jsonb text can only show as the escape \u0000; only then
                 # sanitise the way target-postgres does (strings one level down) and encode
                 # again. A literal backslash-u0000 only costs a needless second pass.
-                if "\\u0000" in text:
-                    text = _encode_json(self.sanitize_null_text_characters(value))
-                return text
+                if "\\u0000" not in text:
+                    return text
+                if type(value) is msgspec.Raw:
+                    value = _SINGER_DECODER.decode(value)
+                return _encode_json(self.sanitize_null_text_characters(value))
 
             return jsonb
         processor = kind.bind_processor(dialect)
